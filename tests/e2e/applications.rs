@@ -1,0 +1,108 @@
+use certpair::api::{
+    Application, ApplicationSpec, KeyAlgorithm, KeyRequirements, SubjectRequirements,
+};
+use kube::{
+    Api,
+    api::{DeleteParams, PostParams},
+};
+
+use crate::support::{Cluster, run, stderr, unique};
+
+#[tokio::test]
+async fn application_is_created_and_read_back() {
+    let cluster = Cluster::connect().await;
+    cluster.ensure_crd().await;
+    let apps: Api<Application> = Api::all(cluster.client.clone());
+    let name = unique("readback");
+    let spec = ApplicationSpec {
+        subject: Some(SubjectRequirements {
+            organization: Some("Acme".into()),
+            country: Some("DE".into()),
+            ..Default::default()
+        }),
+        keys: Some(KeyRequirements {
+            allowed_algorithms: Some(vec![KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa]),
+            min_rsa_bits: Some(3072),
+        }),
+        default_expiration_seconds: Some(3600),
+        max_expiration_seconds: Some(86400),
+        ..Default::default()
+    };
+    apps.create(
+        &PostParams::default(),
+        &Application::new(&name, spec.clone()),
+    )
+    .await
+    .expect("create Application");
+    let back = apps.get(&name).await.expect("get Application");
+    assert_eq!(back.spec, spec);
+
+    // kubectl sees it under the short name and prints the columns.
+    let out = run(cluster.kubectl().args(["get", "capp", &name]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DISABLED"));
+
+    apps.delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+}
+
+/// `kubectl apply` of an invalid Application is refused by the apiserver itself (schema and
+/// CEL rules in the CRD), with a message naming the field.
+#[tokio::test]
+async fn bad_applications_are_refused_by_schema_validation() {
+    let cluster = Cluster::connect().await;
+    cluster.ensure_crd().await;
+    let long_name = format!("n{}", "x".repeat(64));
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            unique("bad-durations"),
+            "defaultExpirationSeconds: 7200\n  maxExpirationSeconds: 3600".into(),
+            "spec.defaultExpirationSeconds must not exceed spec.maxExpirationSeconds",
+        ),
+        (
+            unique("bad-country"),
+            "subject: {country: de}".into(),
+            "spec.subject.country",
+        ),
+        (
+            unique("bad-rsa"),
+            "keys: {minRsaBits: 1024}".into(),
+            "spec.keys.minRsaBits",
+        ),
+        (
+            unique("bad-algo"),
+            "keys: {allowedAlgorithms: [DSA]}".into(),
+            "Unsupported value: \"DSA\"",
+        ),
+        (
+            unique("dup-algo"),
+            "keys: {allowedAlgorithms: [RSA, RSA]}".into(),
+            "spec.keys.allowedAlgorithms must not repeat an algorithm",
+        ),
+        (
+            unique("short"),
+            "maxExpirationSeconds: 60".into(),
+            "spec.maxExpirationSeconds",
+        ),
+        (long_name, "{}".into(), "must be at most 64 characters"),
+    ];
+    for (name, spec, expected) in cases {
+        let manifest = format!(
+            "apiVersion: certpair.dev/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  {spec}\n"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("app.yaml");
+        std::fs::write(&file, &manifest).expect("write manifest");
+        let out = run(cluster.kubectl().args(["apply", "-f"]).arg(&file));
+        let err = stderr(&out);
+        assert!(
+            !out.status.success(),
+            "apiserver accepted a bad Application:\n{manifest}"
+        );
+        assert!(
+            err.contains("is invalid") && err.contains(expected),
+            "for\n{manifest}\nexpected {expected:?} in:\n{err}"
+        );
+    }
+}

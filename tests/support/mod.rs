@@ -1,0 +1,350 @@
+//! Shared harness for tests that run against the real control plane named by `KUBECONFIG`
+//! (start one with `hack/control-plane.sh up`).
+//!
+//! - every test makes its own objects with [`unique`] names, so tests run in parallel;
+//! - waits are conditions with a deadline ([`wait_for`]), never bare sleeps;
+//! - [`Cluster::user`] and [`Cluster::service_account`] act as identities outside
+//!   `system:masters`, so RBAC and the CSR admission plugins really apply.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
+};
+
+use k8s_openapi::api::{
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::ServiceAccount,
+};
+use kube::{
+    Api, Client, Config, Resource,
+    api::PostParams,
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::wait::{Condition, await_condition},
+};
+use openssl::{
+    asn1::Asn1Time,
+    bn::{BigNum, MsbOption},
+    ec::{EcGroup, EcKey},
+    hash::MessageDigest,
+    nid::Nid,
+    pkey::{PKey, Private},
+    x509::{X509, X509NameBuilder, X509Req, X509ReqBuilder, extension},
+};
+use serde::de::DeserializeOwned;
+
+/// Repository root (tests run with the package root as working directory, but be explicit).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kubectl to use: the one built by `hack/control-plane.sh build` when present.
+pub fn kubectl_path() -> PathBuf {
+    let built = repo_root().join("hack/bin/kubectl");
+    if built.exists() {
+        built
+    } else {
+        PathBuf::from("kubectl")
+    }
+}
+
+/// A name no other test (or earlier run) uses: `<prefix>-<10 hex digits>`.
+pub fn unique(prefix: &str) -> String {
+    let mut bytes = [0u8; 5];
+    openssl::rand::rand_bytes(&mut bytes).expect("random bytes");
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{suffix}")
+}
+
+/// Waits for `cond` on the named object, failing the test with `what` after `timeout`.
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    cond: impl Condition<K>,
+) -> K
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    match tokio::time::timeout(timeout, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(obj))) => obj,
+        Ok(Ok(None)) => panic!("{name} was deleted while waiting for {what}"),
+        Ok(Err(e)) => panic!("watching {name} while waiting for {what}: {e}"),
+        Err(_) => panic!("timed out after {timeout:?} waiting for {name}: {what}"),
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics after `timeout`. For things
+/// that cannot be watched (an HTTP endpoint, a process).
+pub async fn poll<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The control plane under test.
+pub struct Cluster {
+    pub client: Client,
+    pub kubeconfig: PathBuf,
+    /// Directory of the control plane's state (holds `pki/ca.{crt,key}`).
+    pub state_dir: PathBuf,
+}
+
+impl Cluster {
+    /// Connects as the admin of the control plane named by `KUBECONFIG`.
+    pub async fn connect() -> Cluster {
+        let kubeconfig = PathBuf::from(std::env::var_os("KUBECONFIG").expect(
+            "KUBECONFIG is not set: these tests need a real control plane; start one with \
+             `hack/control-plane.sh up` and export the KUBECONFIG it prints (hack/test.sh does both)",
+        ));
+        let state_dir = kubeconfig
+            .parent()
+            .expect("kubeconfig has a parent")
+            .to_path_buf();
+        let client = client_from_file(&kubeconfig).await;
+        Cluster {
+            client,
+            kubeconfig,
+            state_dir,
+        }
+    }
+
+    /// `kubectl --kubeconfig <admin>`; add arguments and run with [`run`].
+    pub fn kubectl(&self) -> Command {
+        kubectl_as(&self.kubeconfig)
+    }
+
+    /// Installs certpair's CRD from the committed manifest (as a user would) and waits until
+    /// it is established. Safe to call from many tests at once.
+    pub async fn ensure_crd(&self) {
+        let manifest = repo_root().join("manifests/crd/applications.certpair.dev.yaml");
+        let out = run(self
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts", "-f"])
+            .arg(&manifest));
+        assert!(
+            out.status.success(),
+            "installing the CRD failed: {}",
+            stderr(&out)
+        );
+        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            Api::all(self.client.clone());
+        wait_for(
+            &crds,
+            "applications.certpair.dev",
+            "CRD established",
+            Duration::from_secs(30),
+            kube::runtime::conditions::is_crd_established(),
+        )
+        .await;
+    }
+
+    /// A user outside `system:masters`, authenticated by a client certificate that the control
+    /// plane's client CA signed. Returns a client and a kubeconfig file for kubectl.
+    pub async fn user(&self, name: &str, groups: &[&str]) -> Identity {
+        let ca_dir = self.state_dir.join("pki");
+        let ca_cert =
+            X509::from_pem(&std::fs::read(ca_dir.join("ca.crt")).expect("read pki/ca.crt"))
+                .expect("parse ca.crt");
+        let ca_key = PKey::private_key_from_pem(
+            &std::fs::read(ca_dir.join("ca.key")).expect("read pki/ca.key"),
+        )
+        .expect("parse ca.key");
+        let key = ec_key();
+        let cert = client_certificate(name, groups, &key, &ca_cert, &ca_key);
+        let b64 = |pem: Vec<u8>| openssl::base64::encode_block(&pem);
+        let mut config = Kubeconfig::read_from(&self.kubeconfig).expect("read admin kubeconfig");
+        let auth = config.auth_infos[0].auth_info.as_mut().expect("auth info");
+        auth.client_certificate_data = Some(b64(cert.to_pem().expect("pem")));
+        auth.client_key_data = Some(b64(key.private_key_to_pem_pkcs8().expect("pem")).into());
+        self.identity(name, config).await
+    }
+
+    /// A ServiceAccount (created if needed) authenticated by a bound token from the
+    /// TokenRequest API, as `kubectl create token` would issue.
+    pub async fn service_account(&self, namespace: &str, name: &str) -> Identity {
+        let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let sa = ServiceAccount {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match sas.create(&PostParams::default(), &sa).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("creating ServiceAccount {namespace}/{name}: {e}"),
+        }
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let token = sas
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .expect("TokenRequest")
+            .status
+            .expect("token status")
+            .token;
+        let mut config = Kubeconfig::read_from(&self.kubeconfig).expect("read admin kubeconfig");
+        let auth = config.auth_infos[0].auth_info.as_mut().expect("auth info");
+        auth.client_certificate_data = None;
+        auth.client_key_data = None;
+        auth.token = Some(token.into());
+        self.identity(&format!("system:serviceaccount:{namespace}:{name}"), config)
+            .await
+    }
+
+    async fn identity(&self, username: &str, config: Kubeconfig) -> Identity {
+        let dir = self.state_dir.join("identities");
+        std::fs::create_dir_all(&dir).expect("identities dir");
+        let file = dir.join(format!("{}.kubeconfig", username.replace(':', "_")));
+        std::fs::write(&file, serde_yaml::to_string(&config).expect("yaml"))
+            .expect("write kubeconfig");
+        let client = client_from_file(&file).await;
+        Identity {
+            username: username.to_owned(),
+            client,
+            kubeconfig: file,
+        }
+    }
+
+    /// The server version kubectl reports, e.g. `v1.35.4`.
+    pub fn server_version(&self) -> String {
+        let out = run(self.kubectl().args(["version", "-o", "json"]));
+        assert!(out.status.success(), "kubectl version: {}", stderr(&out));
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("kubectl version json");
+        v["serverVersion"]["gitVersion"]
+            .as_str()
+            .expect("gitVersion")
+            .to_owned()
+    }
+}
+
+/// Someone acting against the cluster with their own credentials.
+pub struct Identity {
+    pub username: String,
+    pub client: Client,
+    pub kubeconfig: PathBuf,
+}
+
+impl Identity {
+    pub fn kubectl(&self) -> Command {
+        kubectl_as(&self.kubeconfig)
+    }
+}
+
+fn kubectl_as(kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(kubectl_path());
+    cmd.arg("--kubeconfig").arg(kubeconfig);
+    cmd
+}
+
+async fn client_from_file(path: &Path) -> Client {
+    let kubeconfig =
+        Kubeconfig::read_from(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
+    Client::try_from(config).expect("client")
+}
+
+/// Runs a command, capturing its output; panics only if it cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn ec_key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
+    PKey::from_ec_key(EcKey::generate(&group).expect("EC key")).expect("pkey")
+}
+
+/// A PKCS#10 request for `CN=<cn>` plus `O=<org>` for each organization, signed by `key`.
+pub fn csr_pem(key: &PKey<Private>, cn: &str, organizations: &[&str]) -> Vec<u8> {
+    let mut name = X509NameBuilder::new().expect("name");
+    for o in organizations {
+        name.append_entry_by_nid(Nid::ORGANIZATIONNAME, o)
+            .expect("O");
+    }
+    name.append_entry_by_nid(Nid::COMMONNAME, cn).expect("CN");
+    let mut req = X509ReqBuilder::new().expect("req");
+    req.set_subject_name(&name.build()).expect("subject");
+    req.set_pubkey(key).expect("pubkey");
+    req.sign(key, MessageDigest::sha256()).expect("sign");
+    let req: X509Req = req.build();
+    req.to_pem().expect("pem")
+}
+
+fn client_certificate(
+    cn: &str,
+    groups: &[&str],
+    key: &PKey<Private>,
+    ca: &X509,
+    ca_key: &PKey<Private>,
+) -> X509 {
+    let mut name = X509NameBuilder::new().expect("name");
+    for g in groups {
+        name.append_entry_by_nid(Nid::ORGANIZATIONNAME, g)
+            .expect("O");
+    }
+    name.append_entry_by_nid(Nid::COMMONNAME, cn).expect("CN");
+    let name = name.build();
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).expect("v3");
+    let mut serial = BigNum::new().expect("bn");
+    serial
+        .rand(127, MsbOption::MAYBE_ZERO, false)
+        .expect("rand");
+    b.set_serial_number(&serial.to_asn1_integer().expect("serial"))
+        .expect("serial");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(ca.subject_name()).expect("issuer");
+    b.set_pubkey(key).expect("pubkey");
+    b.set_not_before(&Asn1Time::days_from_now(0).expect("time"))
+        .expect("nbf");
+    b.set_not_after(&Asn1Time::days_from_now(1).expect("time"))
+        .expect("naf");
+    b.append_extension(
+        extension::BasicConstraints::new()
+            .critical()
+            .build()
+            .expect("bc"),
+    )
+    .expect("bc");
+    b.append_extension(
+        extension::KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .expect("ku"),
+    )
+    .expect("ku");
+    b.append_extension(
+        extension::ExtendedKeyUsage::new()
+            .client_auth()
+            .build()
+            .expect("eku"),
+    )
+    .expect("eku");
+    b.sign(ca_key, MessageDigest::sha256()).expect("sign");
+    b.build()
+}
