@@ -9,7 +9,7 @@ use std::{process::Command, time::Duration};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, api::DeleteParams};
 
-use support::{Cluster, wait_for};
+use support::{Cluster, wait_deleted};
 
 fn controller(kubeconfig: &std::path::Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_certpair"))
@@ -74,14 +74,7 @@ async fn missing_crd_is_one_clear_line() {
         crds.delete(CRD, &DeleteParams::default())
             .await
             .expect("delete CRD");
-        wait_for(
-            &crds,
-            CRD,
-            "CRD deleted",
-            Duration::from_secs(60),
-            kube::runtime::conditions::is_deleted(&uid),
-        )
-        .await;
+        wait_deleted(&crds, CRD, &uid, Duration::from_secs(60)).await;
     }
 
     let kubeconfig = cluster.kubeconfig.clone();

@@ -106,3 +106,31 @@ async fn bad_applications_are_refused_by_schema_validation() {
         );
     }
 }
+
+/// The kustomize base renders and the apiserver accepts every object in it (server dry run).
+#[tokio::test]
+async fn kustomize_base_is_accepted_by_the_apiserver() {
+    let cluster = Cluster::connect().await;
+    let base = crate::support::repo_root().join("kustomize/base");
+    let out = run(cluster
+        .kubectl()
+        .args([
+            "apply",
+            "--dry-run=server",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+        ])
+        .arg(&base));
+    assert!(
+        out.status.success(),
+        "kubectl apply -k kustomize/base: {}",
+        stderr(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("namespace/certpair-system"), "{stdout}");
+    assert!(
+        stdout.contains("customresourcedefinition.apiextensions.k8s.io/applications.certpair.dev"),
+        "{stdout}"
+    );
+}

@@ -76,6 +76,23 @@ where
     }
 }
 
+/// Waits until the object with this uid is gone.
+pub async fn wait_deleted<K>(api: &Api<K>, name: &str, uid: &str, timeout: Duration)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let gone = await_condition(
+        api.clone(),
+        name,
+        kube::runtime::conditions::is_deleted(uid),
+    );
+    match tokio::time::timeout(timeout, gone).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("watching {name} while waiting for its deletion: {e}"),
+        Err(_) => panic!("timed out after {timeout:?} waiting for {name} to be deleted"),
+    }
+}
+
 /// Polls `probe` every 100 ms until it returns `Some`, or panics after `timeout`. For things
 /// that cannot be watched (an HTTP endpoint, a process).
 pub async fn poll<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
