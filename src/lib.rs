@@ -8,6 +8,8 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod error;
+pub mod pki;
+pub mod policy;
 pub mod server;
 pub mod telemetry;
 

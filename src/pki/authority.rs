@@ -1,0 +1,502 @@
+//! A certificate authority: load one from PEM (a Secret's `tls.crt` + `tls.key`), generate a
+//! self-signed root, and issue client certificates by the application profile.
+
+use std::time::Duration;
+
+use openssl::{
+    asn1::{Asn1Time, Asn1TimeRef},
+    bn::{BigNum, MsbOption},
+    ec::{EcGroup, EcKey},
+    hash::MessageDigest,
+    nid::Nid,
+    pkey::{HasPublic, Id, PKey, PKeyRef, Private, Public},
+    x509::{
+        X509, X509Builder, X509NameBuilder,
+        extension::{
+            AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage,
+            SubjectKeyIdentifier,
+        },
+    },
+};
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+
+use super::{
+    csr::SubjectAttribute,
+    profile::{self, Window, WindowError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("the CA certificate is not valid PEM: {0}")]
+    CertificatePem(String),
+    #[error("the CA certificate PEM holds no certificate")]
+    NoCertificate,
+    #[error("the CA private key is not valid PEM: {0}")]
+    KeyPem(String),
+    #[error("the CA private key does not match the CA certificate's public key")]
+    KeyMismatch,
+    #[error("the CA certificate is not a CA (needs basicConstraints CA:TRUE and keyCertSign)")]
+    NotACa,
+    #[error("the CA certificate cannot be read: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    #[error("subject attribute {0} cannot be placed in a certificate")]
+    UnsupportedAttribute(String),
+    #[error("OpenSSL failed: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+/// A loaded CA: the signing certificate first, then any intermediates up to (not necessarily
+/// including) the root.
+pub struct Authority {
+    chain: Vec<X509>,
+    key: PKey<Private>,
+    window: Window,
+}
+
+impl std::fmt::Debug for Authority {
+    // The key stays out of Debug output (and so out of logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("subject", &self.subject_line())
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed certificate and what status and metrics report about it.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// Leaf followed by the CA chain, PEM.
+    pub chain_pem: Vec<u8>,
+    /// Serial number, upper-case hex.
+    pub serial_hex: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// What to certify: the subject (already accepted by policy), the key and the lifetime.
+pub struct LeafRequest<'a, K: HasPublic> {
+    pub subject: &'a [SubjectAttribute],
+    pub public_key: &'a PKeyRef<K>,
+    pub lifetime: Duration,
+}
+
+impl Authority {
+    /// Loads a CA from a PEM chain (signing certificate first) and its PEM private key,
+    /// checking that they belong together and that the certificate may sign.
+    pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, AuthorityError> {
+        let chain = X509::stack_from_pem(chain_pem)
+            .map_err(|e| AuthorityError::CertificatePem(e.to_string()))?;
+        let Some(cert) = chain.first() else {
+            return Err(AuthorityError::NoCertificate);
+        };
+        let key = PKey::private_key_from_pem(key_pem)
+            .map_err(|e| AuthorityError::KeyPem(e.to_string()))?;
+        let cert_key = cert.public_key()?;
+        if !key.public_eq(&cert_key) {
+            return Err(AuthorityError::KeyMismatch);
+        }
+        let der = cert.to_der()?;
+        let (_, parsed) = X509Certificate::from_der(&der)
+            .map_err(|e| AuthorityError::Unreadable(e.to_string()))?;
+        let mut is_ca = false;
+        let mut may_sign = true; // absent keyUsage does not restrict
+        for ext in parsed.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::BasicConstraints(bc) => is_ca = bc.ca,
+                ParsedExtension::KeyUsage(ku) => may_sign = ku.key_cert_sign(),
+                _ => {}
+            }
+        }
+        if !is_ca || !may_sign {
+            return Err(AuthorityError::NotACa);
+        }
+        let window = Window {
+            not_before: unix(cert.not_before())?,
+            not_after: unix(cert.not_after())?,
+        };
+        Ok(Self { chain, key, window })
+    }
+
+    /// Generates a self-signed ECDSA P-256 root valid from now − 5 min for `validity`.
+    pub fn generate(
+        common_name: &str,
+        validity: Duration,
+        now: i64,
+    ) -> Result<Self, AuthorityError> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+        let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+        let mut name = X509NameBuilder::new()?;
+        name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
+        let name = name.build();
+        let window = Window {
+            not_before: now - profile::BACKDATE.as_secs() as i64,
+            not_after: now.saturating_add(validity.as_secs() as i64),
+        };
+        let mut b = X509Builder::new()?;
+        b.set_version(2)?;
+        let serial = random_serial()?.to_asn1_integer()?;
+        b.set_serial_number(&serial)?;
+        b.set_subject_name(&name)?;
+        b.set_issuer_name(&name)?;
+        b.set_pubkey(&key)?;
+        set_window(&mut b, window)?;
+        b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+        b.append_extension(ski)?;
+        b.sign(&key, MessageDigest::sha256())?;
+        let cert = b.build();
+        Ok(Self {
+            chain: vec![cert],
+            key,
+            window,
+        })
+    }
+
+    /// The certificate chain as PEM (signing certificate first).
+    pub fn chain_pem(&self) -> Result<Vec<u8>, AuthorityError> {
+        let mut out = Vec::new();
+        for cert in &self.chain {
+            out.extend(cert.to_pem()?);
+        }
+        Ok(out)
+    }
+
+    /// The private key as PKCS#8 PEM, for storing in a Secret. Never log it.
+    pub fn key_pem(&self) -> Result<Vec<u8>, AuthorityError> {
+        Ok(self.key.private_key_to_pem_pkcs8()?)
+    }
+
+    /// The signing certificate.
+    pub fn certificate(&self) -> &X509 {
+        &self.chain[0]
+    }
+
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    pub fn subject_line(&self) -> String {
+        self.chain[0]
+            .subject_name()
+            .entries()
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e.object().nid().short_name().unwrap_or("?"),
+                    e.data().to_string().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Issues a client certificate by the application profile (DESIGN.md): subject as given,
+    /// no requested extensions copied, CA:FALSE, digitalSignature (+ keyEncipherment for RSA),
+    /// clientAuth, SKI and AKI, 128-bit random serial, window from [`profile::window`].
+    pub fn issue_client<K: HasPublic>(
+        &self,
+        req: &LeafRequest<'_, K>,
+        now: i64,
+    ) -> Result<Issued, AuthorityError> {
+        let window = profile::window(now, req.lifetime, self.window)?;
+        let mut name = X509NameBuilder::new()?;
+        for attr in req.subject {
+            let nid = attr
+                .kind
+                .nid()
+                .ok_or_else(|| AuthorityError::UnsupportedAttribute(attr.kind.to_string()))?;
+            name.append_entry_by_nid(nid, &attr.value)?;
+        }
+        let name = name.build();
+        let ca = self.certificate();
+        let serial = random_serial()?;
+
+        let mut b = X509Builder::new()?;
+        b.set_version(2)?;
+        let serial_asn1 = serial.to_asn1_integer()?;
+        b.set_serial_number(&serial_asn1)?;
+        b.set_subject_name(&name)?;
+        b.set_issuer_name(ca.subject_name())?;
+        b.set_pubkey(req.public_key)?;
+        set_window(&mut b, window)?;
+        b.append_extension(BasicConstraints::new().critical().build()?)?;
+        let mut ku = KeyUsage::new();
+        ku.critical().digital_signature();
+        if req.public_key.id() == Id::RSA {
+            ku.key_encipherment();
+        }
+        b.append_extension(ku.build()?)?;
+        b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca), None))?;
+        b.append_extension(ski)?;
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&b.x509v3_context(Some(ca), None))?;
+        b.append_extension(aki)?;
+        b.sign(&self.key, digest_for(&self.key))?;
+        let leaf = b.build();
+
+        let mut chain_pem = leaf.to_pem()?;
+        chain_pem.extend(self.chain_pem()?);
+        Ok(Issued {
+            chain_pem,
+            serial_hex: serial.to_hex_str()?.to_string(),
+            not_before: window.not_before,
+            not_after: window.not_after,
+        })
+    }
+}
+
+fn set_window(b: &mut X509Builder, window: Window) -> Result<(), openssl::error::ErrorStack> {
+    let not_before = Asn1Time::from_unix(window.not_before)?;
+    let not_after = Asn1Time::from_unix(window.not_after)?;
+    b.set_not_before(&not_before)?;
+    b.set_not_after(&not_after)
+}
+
+/// SHA-384 for P-384 keys (matching strength), SHA-256 otherwise.
+fn digest_for(key: &PKey<Private>) -> MessageDigest {
+    match key.ec_key().ok().and_then(|k| k.group().curve_name()) {
+        Some(Nid::SECP384R1) | Some(Nid::SECP521R1) => MessageDigest::sha384(),
+        _ => MessageDigest::sha256(),
+    }
+}
+
+/// 128 random bits, as kube-controller-manager uses; positive and non-zero.
+fn random_serial() -> Result<BigNum, openssl::error::ErrorStack> {
+    loop {
+        let mut serial = BigNum::new()?;
+        serial.rand(128, MsbOption::MAYBE_ZERO, false)?;
+        if serial.num_bits() > 0 {
+            return Ok(serial);
+        }
+    }
+}
+
+/// Seconds since the Unix epoch of an ASN.1 time.
+pub fn unix(t: &Asn1TimeRef) -> Result<i64, AuthorityError> {
+    let epoch = Asn1Time::from_unix(0)?;
+    let diff = epoch.diff(t)?;
+    Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+}
+
+/// A public key taken from PEM, for tests and callers holding a bare key.
+pub fn public_key_from_pem(pem: &[u8]) -> Result<PKey<Public>, AuthorityError> {
+    Ok(PKey::public_key_from_pem(pem)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::{
+        nid::Nid,
+        stack::Stack,
+        x509::{X509StoreContext, store::X509StoreBuilder},
+    };
+    use x509_parser::prelude::X509Certificate;
+
+    use super::*;
+    use crate::pki::{
+        csr::parse_pem,
+        testing::{Req, p256, rsa},
+    };
+
+    const NOW: i64 = 1_900_000_000;
+
+    fn ca() -> Authority {
+        Authority::generate("certpair test CA", Duration::from_secs(365 * 86400), NOW).expect("CA")
+    }
+
+    fn verify(ca: &Authority, leaf: &X509) -> bool {
+        let mut store = X509StoreBuilder::new().expect("store");
+        store.add_cert(ca.certificate().clone()).expect("add");
+        // Verify at the issuance time, not the wall clock.
+        let mut params = openssl::x509::verify::X509VerifyParam::new().expect("params");
+        params.set_time(NOW + 60);
+        store.set_param(&params).expect("param");
+        let store = store.build();
+        let mut ctx = X509StoreContext::new().expect("ctx");
+        ctx.init(&store, leaf, &Stack::new().expect("stack"), |c| {
+            c.verify_cert()
+        })
+        .expect("verify")
+    }
+
+    #[test]
+    fn issues_client_certificate_by_the_profile() {
+        let ca = ca();
+        for key in [p256(), rsa(2048)] {
+            let req = parse_pem(
+                &Req::cn("billing")
+                    .with(Nid::ORGANIZATIONNAME, "Acme")
+                    .pem(&key),
+            )
+            .expect("csr");
+            let issued = ca
+                .issue_client(
+                    &LeafRequest {
+                        subject: &req.subject,
+                        public_key: &req.public_key,
+                        lifetime: Duration::from_secs(3600),
+                    },
+                    NOW,
+                )
+                .expect("issued");
+            let chain = X509::stack_from_pem(&issued.chain_pem).expect("chain");
+            assert_eq!(chain.len(), 2, "leaf then CA");
+            let leaf = &chain[0];
+            assert!(verify(&ca, leaf));
+            assert_eq!(issued.not_before, NOW - 300);
+            assert_eq!(issued.not_after, NOW + 3600);
+            assert_eq!(unix(leaf.not_after()).expect("time"), NOW + 3600);
+            assert!(
+                issued.serial_hex.len() >= 30,
+                "128-bit serial: {}",
+                issued.serial_hex
+            );
+
+            let der = leaf.to_der().expect("der");
+            let (_, cert) = X509Certificate::from_der(&der).expect("parse");
+            assert_eq!(cert.subject().to_string(), "CN=billing, O=Acme");
+            let bc = cert.basic_constraints().expect("bc").expect("present");
+            assert!(bc.critical && !bc.value.ca);
+            let ku = cert.key_usage().expect("ku").expect("present").value;
+            assert!(ku.digital_signature());
+            assert_eq!(ku.key_encipherment(), key.id() == Id::RSA);
+            assert!(!ku.key_cert_sign());
+            let eku = cert
+                .extended_key_usage()
+                .expect("eku")
+                .expect("present")
+                .value;
+            assert!(eku.client_auth && !eku.server_auth);
+            assert!(cert.extensions().iter().any(|e| matches!(
+                e.parsed_extension(),
+                ParsedExtension::SubjectKeyIdentifier(_)
+            )));
+            assert!(cert.extensions().iter().any(|e| matches!(
+                e.parsed_extension(),
+                ParsedExtension::AuthorityKeyIdentifier(_)
+            )));
+            assert!(cert.subject_alternative_name().expect("san").is_none());
+        }
+    }
+
+    #[test]
+    fn requested_extensions_are_not_copied() {
+        let ca = ca();
+        let key = p256();
+        let req = parse_pem(
+            &Req {
+                sans: vec!["evil.example".into()],
+                ca: true,
+                ..Req::cn("x")
+            }
+            .pem(&key),
+        )
+        .expect("csr");
+        let issued = ca
+            .issue_client(
+                &LeafRequest {
+                    subject: &req.subject,
+                    public_key: &req.public_key,
+                    lifetime: Duration::from_secs(600),
+                },
+                NOW,
+            )
+            .expect("issued");
+        let leaf = X509::from_pem(&issued.chain_pem).expect("leaf");
+        let der = leaf.to_der().expect("der");
+        let (_, cert) = X509Certificate::from_der(&der).expect("parse");
+        assert!(cert.subject_alternative_name().expect("san").is_none());
+        assert!(
+            !cert
+                .basic_constraints()
+                .expect("bc")
+                .expect("present")
+                .value
+                .ca
+        );
+    }
+
+    #[test]
+    fn expired_ca_refuses_and_lifetime_is_truncated() {
+        let ca = Authority::generate("short CA", Duration::from_secs(1000), NOW).expect("CA");
+        let key = p256();
+        let req = parse_pem(&Req::cn("x").pem(&key)).expect("csr");
+        let leaf = |now| {
+            ca.issue_client(
+                &LeafRequest {
+                    subject: &req.subject,
+                    public_key: &req.public_key,
+                    lifetime: Duration::from_secs(3600),
+                },
+                now,
+            )
+        };
+        assert_eq!(leaf(NOW).expect("issued").not_after, NOW + 1000);
+        assert!(matches!(
+            leaf(NOW + 1000),
+            Err(AuthorityError::Window(WindowError::CaExpired { .. }))
+        ));
+    }
+
+    #[test]
+    fn loads_from_pem_and_checks_the_pair() {
+        let ca = ca();
+        let loaded =
+            Authority::from_pem(&ca.chain_pem().expect("pem"), &ca.key_pem().expect("pem"))
+                .expect("loads");
+        assert_eq!(loaded.window(), ca.window());
+        assert!(format!("{loaded:?}").contains("certpair test CA"));
+        assert!(!format!("{loaded:?}").contains("PRIVATE"));
+
+        let other = Authority::generate("other", Duration::from_secs(3600), NOW).expect("CA");
+        assert!(matches!(
+            Authority::from_pem(
+                &ca.chain_pem().expect("pem"),
+                &other.key_pem().expect("pem")
+            ),
+            Err(AuthorityError::KeyMismatch)
+        ));
+        assert!(matches!(
+            Authority::from_pem(b"junk", &ca.key_pem().expect("pem")),
+            Err(AuthorityError::CertificatePem(_) | AuthorityError::NoCertificate)
+        ));
+        assert!(matches!(
+            Authority::from_pem(&ca.chain_pem().expect("pem"), b"junk"),
+            Err(AuthorityError::KeyPem(_))
+        ));
+
+        // A leaf certificate is not a CA.
+        let key = p256();
+        let req = parse_pem(&Req::cn("x").pem(&key)).expect("csr");
+        let issued = ca
+            .issue_client(
+                &LeafRequest {
+                    subject: &req.subject,
+                    public_key: &req.public_key,
+                    lifetime: Duration::from_secs(600),
+                },
+                NOW,
+            )
+            .expect("issued");
+        let leaf_pem = X509::from_pem(&issued.chain_pem)
+            .expect("leaf")
+            .to_pem()
+            .expect("pem");
+        assert!(matches!(
+            Authority::from_pem(&leaf_pem, &key.private_key_to_pem_pkcs8().expect("pem")),
+            Err(AuthorityError::NotACa)
+        ));
+    }
+}

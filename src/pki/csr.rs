@@ -1,0 +1,497 @@
+//! Parse and verify a PEM PKCS#10 certificate request into a typed [`ParsedRequest`].
+//!
+//! The structure is read with `x509-parser` (a pure-Rust DER parser, safe on hostile input);
+//! the signature is checked and the key measured with OpenSSL, which also signs later, so the
+//! key certpair accepts is exactly the key it will certify.
+
+use std::{fmt, net::IpAddr};
+
+use openssl::{
+    nid::Nid,
+    pkey::{Id, PKey, Public},
+    x509::X509Req,
+};
+use x509_parser::{
+    certification_request::X509CertificationRequest,
+    der_parser::oid::Oid,
+    extensions::{GeneralName, ParsedExtension},
+    oid_registry,
+    pem::Pem,
+    prelude::FromDer,
+};
+
+/// Largest PEM request accepted. A real request with a 4096-bit key and a few SANs is under
+/// 4 KiB; the cap keeps hostile input from costing memory or parse time.
+pub const MAX_PEM_BYTES: usize = 64 * 1024;
+
+/// Why a request cannot be read. Each message names what was found and what is required.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsrError {
+    #[error("spec.request is empty; it must hold one PEM block \"CERTIFICATE REQUEST\"")]
+    Empty,
+    #[error("spec.request is {0} bytes; at most {MAX_PEM_BYTES} are accepted")]
+    TooLarge(usize),
+    #[error("spec.request is not PEM: {0}")]
+    NotPem(String),
+    #[error("spec.request holds {0} PEM blocks; it must hold exactly one \"CERTIFICATE REQUEST\"")]
+    MultipleBlocks(usize),
+    #[error("spec.request holds a PEM block \"{0}\"; it must be \"CERTIFICATE REQUEST\"")]
+    WrongLabel(String),
+    #[error("spec.request is not a valid PKCS#10 request: {0}")]
+    Malformed(String),
+    #[error("spec.request has {0} bytes after the PKCS#10 structure")]
+    TrailingData(usize),
+    #[error(
+        "spec.request's signature does not verify with its own public key (tampered or forged request)"
+    )]
+    BadSignature,
+    #[error("spec.request's subject attribute {attribute} is not a text string")]
+    SubjectNotText { attribute: String },
+    #[error("spec.request's subject alternative name {0} cannot be read")]
+    BadSan(String),
+}
+
+/// Kinds of subject attribute certpair knows by name; anything else keeps its OID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttributeKind {
+    CommonName,
+    Organization,
+    OrganizationalUnit,
+    Locality,
+    Province,
+    Country,
+    Other(String),
+}
+
+impl AttributeKind {
+    fn from_oid(oid: &Oid<'_>) -> Self {
+        use oid_registry::*;
+        match oid {
+            o if *o == OID_X509_COMMON_NAME => Self::CommonName,
+            o if *o == OID_X509_ORGANIZATION_NAME => Self::Organization,
+            o if *o == OID_X509_ORGANIZATIONAL_UNIT => Self::OrganizationalUnit,
+            o if *o == OID_X509_LOCALITY_NAME => Self::Locality,
+            o if *o == OID_X509_STATE_OR_PROVINCE_NAME => Self::Province,
+            o if *o == OID_X509_COUNTRY_NAME => Self::Country,
+            other => Self::Other(other.to_id_string()),
+        }
+    }
+
+    /// The short name used in distinguished names (`CN`, `O`, ...), or the OID.
+    pub fn short_name(&self) -> &str {
+        match self {
+            Self::CommonName => "CN",
+            Self::Organization => "O",
+            Self::OrganizationalUnit => "OU",
+            Self::Locality => "L",
+            Self::Province => "ST",
+            Self::Country => "C",
+            Self::Other(oid) => oid,
+        }
+    }
+
+    /// OpenSSL's identifier, for building the certificate's subject.
+    pub fn nid(&self) -> Option<Nid> {
+        Some(match self {
+            Self::CommonName => Nid::COMMONNAME,
+            Self::Organization => Nid::ORGANIZATIONNAME,
+            Self::OrganizationalUnit => Nid::ORGANIZATIONALUNITNAME,
+            Self::Locality => Nid::LOCALITYNAME,
+            Self::Province => Nid::STATEORPROVINCENAME,
+            Self::Country => Nid::COUNTRYNAME,
+            Self::Other(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for AttributeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short_name())
+    }
+}
+
+/// One subject attribute, in the order the request lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectAttribute {
+    pub kind: AttributeKind,
+    pub value: String,
+}
+
+/// The request's public key as far as policy cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyInfo {
+    Rsa {
+        bits: u32,
+    },
+    Ecdsa {
+        curve: Curve,
+    },
+    /// Any other algorithm (Ed25519, DSA, ...), by name.
+    Other(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+    P521,
+    /// A named curve certpair never accepts (e.g. secp256k1).
+    Other,
+}
+
+impl fmt::Display for KeyInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rsa { bits } => write!(f, "RSA-{bits}"),
+            Self::Ecdsa { curve: Curve::P256 } => f.write_str("ECDSA P-256"),
+            Self::Ecdsa { curve: Curve::P384 } => f.write_str("ECDSA P-384"),
+            Self::Ecdsa { curve: Curve::P521 } => f.write_str("ECDSA P-521"),
+            Self::Ecdsa {
+                curve: Curve::Other,
+            } => f.write_str("ECDSA on an unsupported curve"),
+            Self::Other(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A subject alternative name the request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum San {
+    Dns(String),
+    Ip(IpAddr),
+    Email(String),
+    Uri(String),
+    Other(String),
+}
+
+impl fmt::Display for San {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dns(v) => write!(f, "DNS:{v}"),
+            Self::Ip(v) => write!(f, "IP:{v}"),
+            Self::Email(v) => write!(f, "email:{v}"),
+            Self::Uri(v) => write!(f, "URI:{v}"),
+            Self::Other(v) => f.write_str(v),
+        }
+    }
+}
+
+/// Extensions listed in the request's extensionRequest attribute. certpair never copies them
+/// into a certificate; policy looks at them to refuse what a client certificate must not ask for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestedExtensions {
+    pub sans: Vec<San>,
+    /// `Some(true)` when the request asks for CA:TRUE.
+    pub basic_constraints_ca: Option<bool>,
+    /// Key usage names as in RFC 5280 (`digitalSignature`, `keyCertSign`, ...).
+    pub key_usages: Vec<&'static str>,
+    /// Extended key usage names (`clientAuth`, `serverAuth`, ...) or OIDs.
+    pub extended_key_usages: Vec<String>,
+    /// OIDs of any other extension.
+    pub other: Vec<String>,
+}
+
+/// A request whose signature verified, with the facts policy decides on.
+#[derive(Debug, Clone)]
+pub struct ParsedRequest {
+    pub subject: Vec<SubjectAttribute>,
+    /// True if one RDN held several attributes (`CN=a+O=b`); certpair refuses those.
+    pub multi_valued_rdn: bool,
+    pub key: KeyInfo,
+    pub extensions: RequestedExtensions,
+    pub public_key: PKey<Public>,
+}
+
+impl ParsedRequest {
+    /// Values of one attribute kind, in request order.
+    pub fn values(&self, kind: &AttributeKind) -> Vec<&str> {
+        self.subject
+            .iter()
+            .filter(|a| &a.kind == kind)
+            .map(|a| a.value.as_str())
+            .collect()
+    }
+
+    /// The subject as a one-line DN, in request order (`CN=billing, O=Acme`).
+    pub fn subject_line(&self) -> String {
+        self.subject
+            .iter()
+            .map(|a| format!("{}={}", a.kind, a.value))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Parses one PEM `CERTIFICATE REQUEST`, verifies its self-signature and reports its contents.
+pub fn parse_pem(pem: &[u8]) -> Result<ParsedRequest, CsrError> {
+    if pem.iter().all(u8::is_ascii_whitespace) {
+        return Err(CsrError::Empty);
+    }
+    if pem.len() > MAX_PEM_BYTES {
+        return Err(CsrError::TooLarge(pem.len()));
+    }
+    let blocks: Vec<Pem> = Pem::iter_from_buffer(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| CsrError::NotPem(e.to_string()))?;
+    let block = match blocks.as_slice() {
+        [] => return Err(CsrError::NotPem("no -----BEGIN line found".into())),
+        [one] => one,
+        many => return Err(CsrError::MultipleBlocks(many.len())),
+    };
+    if block.label != "CERTIFICATE REQUEST" {
+        return Err(CsrError::WrongLabel(block.label.clone()));
+    }
+    parse_der(&block.contents)
+}
+
+/// Parses a DER PKCS#10 request (see [`parse_pem`]).
+pub fn parse_der(der: &[u8]) -> Result<ParsedRequest, CsrError> {
+    let (rest, req) =
+        X509CertificationRequest::from_der(der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CsrError::TrailingData(rest.len()));
+    }
+
+    // Signature and key through OpenSSL: the same library signs the certificate.
+    let ossl = X509Req::from_der(der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let public_key = ossl
+        .public_key()
+        .map_err(|e| CsrError::Malformed(format!("unreadable public key: {e}")))?;
+    if !ossl.verify(&public_key).unwrap_or(false) {
+        return Err(CsrError::BadSignature);
+    }
+    let key = key_info(&public_key);
+
+    let info = &req.certification_request_info;
+    let mut subject = Vec::new();
+    let mut multi_valued_rdn = false;
+    for rdn in info.subject.iter_rdn() {
+        multi_valued_rdn |= rdn.iter().count() > 1;
+        for attr in rdn.iter() {
+            let kind = AttributeKind::from_oid(attr.attr_type());
+            let value = attr.as_str().map_err(|_| CsrError::SubjectNotText {
+                attribute: kind.to_string(),
+            })?;
+            subject.push(SubjectAttribute {
+                kind,
+                value: value.to_owned(),
+            });
+        }
+    }
+
+    let extensions = match req.requested_extensions() {
+        Some(exts) => requested_extensions(exts)?,
+        None => RequestedExtensions::default(),
+    };
+
+    Ok(ParsedRequest {
+        subject,
+        multi_valued_rdn,
+        key,
+        extensions,
+        public_key,
+    })
+}
+
+fn key_info(key: &PKey<Public>) -> KeyInfo {
+    match key.id() {
+        Id::RSA => KeyInfo::Rsa { bits: key.bits() },
+        Id::EC => {
+            let curve = key
+                .ec_key()
+                .ok()
+                .and_then(|ec| ec.group().curve_name())
+                .map_or(Curve::Other, |nid| match nid {
+                    Nid::X9_62_PRIME256V1 => Curve::P256,
+                    Nid::SECP384R1 => Curve::P384,
+                    Nid::SECP521R1 => Curve::P521,
+                    _ => Curve::Other,
+                });
+            KeyInfo::Ecdsa { curve }
+        }
+        Id::ED25519 => KeyInfo::Other("Ed25519".into()),
+        Id::ED448 => KeyInfo::Other("Ed448".into()),
+        Id::DSA => KeyInfo::Other("DSA".into()),
+        other => KeyInfo::Other(format!("key type {}", other.as_raw())),
+    }
+}
+
+fn requested_extensions<'a>(
+    exts: impl Iterator<Item = &'a ParsedExtension<'a>>,
+) -> Result<RequestedExtensions, CsrError> {
+    let mut out = RequestedExtensions::default();
+    for ext in exts {
+        match ext {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for name in &san.general_names {
+                    out.sans.push(general_name(name)?);
+                }
+            }
+            ParsedExtension::BasicConstraints(bc) => out.basic_constraints_ca = Some(bc.ca),
+            ParsedExtension::KeyUsage(ku) => {
+                let names = [
+                    (ku.digital_signature(), "digitalSignature"),
+                    (ku.non_repudiation(), "nonRepudiation"),
+                    (ku.key_encipherment(), "keyEncipherment"),
+                    (ku.data_encipherment(), "dataEncipherment"),
+                    (ku.key_agreement(), "keyAgreement"),
+                    (ku.key_cert_sign(), "keyCertSign"),
+                    (ku.crl_sign(), "cRLSign"),
+                    (ku.encipher_only(), "encipherOnly"),
+                    (ku.decipher_only(), "decipherOnly"),
+                ];
+                out.key_usages = names
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| *n)
+                    .collect();
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => {
+                let names = [
+                    (eku.any, "anyExtendedKeyUsage"),
+                    (eku.server_auth, "serverAuth"),
+                    (eku.client_auth, "clientAuth"),
+                    (eku.code_signing, "codeSigning"),
+                    (eku.email_protection, "emailProtection"),
+                    (eku.time_stamping, "timeStamping"),
+                    (eku.ocsp_signing, "OCSPSigning"),
+                ];
+                out.extended_key_usages = names
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| (*n).to_owned())
+                    .chain(eku.other.iter().map(|o| o.to_id_string()))
+                    .collect();
+            }
+            ParsedExtension::ParseError { error } => {
+                return Err(CsrError::Malformed(format!(
+                    "unreadable requested extension: {error}"
+                )));
+            }
+            ParsedExtension::UnsupportedExtension { oid } => out.other.push(oid.to_id_string()),
+            other => out.other.push(extension_name(other)),
+        }
+    }
+    Ok(out)
+}
+
+fn extension_name(ext: &ParsedExtension<'_>) -> String {
+    // The Debug name of the variant ("NameConstraints(...)") without its contents.
+    let debug = format!("{ext:?}");
+    debug
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap_or("extension")
+        .to_owned()
+}
+
+fn general_name(name: &GeneralName<'_>) -> Result<San, CsrError> {
+    Ok(match name {
+        GeneralName::DNSName(v) => San::Dns((*v).to_owned()),
+        GeneralName::RFC822Name(v) => San::Email((*v).to_owned()),
+        GeneralName::URI(v) => San::Uri((*v).to_owned()),
+        GeneralName::IPAddress(bytes) => San::Ip(match bytes.len() {
+            4 => IpAddr::from(<[u8; 4]>::try_from(*bytes).map_err(|_| bad_ip(bytes))?),
+            16 => IpAddr::from(<[u8; 16]>::try_from(*bytes).map_err(|_| bad_ip(bytes))?),
+            _ => return Err(bad_ip(bytes)),
+        }),
+        GeneralName::Invalid(tag, _) => {
+            return Err(CsrError::BadSan(format!("with tag {tag}")));
+        }
+        other => San::Other(format!("{other:?}").chars().take(80).collect()),
+    })
+}
+
+fn bad_ip(bytes: &[u8]) -> CsrError {
+    CsrError::BadSan(format!("IP address of {} bytes", bytes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::nid::Nid;
+
+    use super::*;
+    use crate::pki::testing::{Req, p256, rsa};
+
+    #[test]
+    fn reports_subject_in_order_with_duplicates() {
+        let pem = Req::cn("billing")
+            .with(Nid::ORGANIZATIONNAME, "Acme")
+            .with(Nid::ORGANIZATIONNAME, "Acme")
+            .with(Nid::COUNTRYNAME, "DE")
+            .pem(&p256());
+        let req = parse_pem(&pem).expect("parses");
+        let kinds: Vec<_> = req
+            .subject
+            .iter()
+            .map(|a| a.kind.short_name().to_owned())
+            .collect();
+        assert_eq!(kinds, ["CN", "O", "O", "C"]);
+        assert_eq!(req.values(&AttributeKind::Organization), ["Acme", "Acme"]);
+        assert_eq!(req.subject_line(), "CN=billing, O=Acme, O=Acme, C=DE");
+        assert!(!req.multi_valued_rdn);
+        assert_eq!(req.key, KeyInfo::Ecdsa { curve: Curve::P256 });
+    }
+
+    #[test]
+    fn reports_key_size_and_requested_extensions() {
+        let pem = Req {
+            sans: vec!["a.example".into()],
+            ca: true,
+            key_cert_sign: true,
+            server_auth: true,
+            ..Req::cn("x")
+        }
+        .pem(&rsa(2048));
+        let req = parse_pem(&pem).expect("parses");
+        assert_eq!(req.key, KeyInfo::Rsa { bits: 2048 });
+        assert_eq!(req.extensions.sans, [San::Dns("a.example".into())]);
+        assert_eq!(req.extensions.basic_constraints_ca, Some(true));
+        assert_eq!(req.extensions.key_usages, ["keyCertSign"]);
+        assert_eq!(req.extensions.extended_key_usages, ["serverAuth"]);
+    }
+
+    #[test]
+    fn refuses_bad_input_with_typed_errors() {
+        let good = Req::cn("x").pem(&p256());
+        assert_eq!(parse_pem(b"  \n").unwrap_err(), CsrError::Empty);
+        assert!(matches!(
+            parse_pem(&vec![b'A'; MAX_PEM_BYTES + 1]),
+            Err(CsrError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_pem(b"not pem at all"),
+            Err(CsrError::NotPem(_))
+        ));
+        assert_eq!(
+            parse_pem(&[good.clone(), good.clone()].concat()).unwrap_err(),
+            CsrError::MultipleBlocks(2)
+        );
+        let wrong = String::from_utf8_lossy(&good).replace("CERTIFICATE REQUEST", "PRIVATE KEY");
+        assert_eq!(
+            parse_pem(wrong.as_bytes()).unwrap_err(),
+            CsrError::WrongLabel("PRIVATE KEY".into())
+        );
+        // Truncated base64 body: PEM framing intact, DER broken.
+        let text = String::from_utf8_lossy(&good).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        let truncated = format!("{}\n{}\n{}\n", lines[0], lines[1], lines[lines.len() - 1]);
+        assert!(matches!(
+            parse_pem(truncated.as_bytes()),
+            Err(CsrError::Malformed(_) | CsrError::NotPem(_))
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_after_der_are_refused() {
+        let pem = Req::cn("x").pem(&p256());
+        let der = openssl::x509::X509Req::from_pem(&pem)
+            .expect("req")
+            .to_der()
+            .expect("der");
+        let mut longer = der.clone();
+        longer.extend_from_slice(&[0, 0]);
+        assert_eq!(parse_der(&longer).unwrap_err(), CsrError::TrailingData(2));
+        assert!(parse_der(&der).is_ok());
+    }
+}
