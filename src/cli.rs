@@ -5,6 +5,11 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::{
+    api::{DEFAULT_NAMESPACE, DEFAULT_SIGNER_NAME, SubjectRequirements},
+    policy::Unmatched,
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "certpair",
@@ -20,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller: connects to the cluster named by KUBECONFIG (or the in-cluster
     /// service account) and serves /healthz, /readyz and /metrics over plain HTTP.
-    Controller(ControllerArgs),
+    Controller(Box<ControllerArgs>),
     /// Print the Application CustomResourceDefinition as YAML (pipe it to `kubectl apply -f -`).
     Crd,
 }
@@ -31,8 +36,100 @@ pub struct ControllerArgs {
     #[arg(long, env = "CERTPAIR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
 
+    /// Namespace of certpair's own objects: the signing CA Secret, the trust bundle ConfigMap
+    /// and the leader Lease.
+    #[arg(long, env = "CERTPAIR_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+
+    /// The `spec.signerName` this controller approves and signs for.
+    #[arg(long, env = "CERTPAIR_SIGNER_NAME", default_value = DEFAULT_SIGNER_NAME)]
+    pub signer_name: String,
+
+    /// What to do with a well-formed request whose CN names no Application: deny it, or leave
+    /// it pending for a person or pipeline to approve.
+    #[arg(long, env = "CERTPAIR_UNMATCHED", value_enum, default_value_t = Unmatched::Deny)]
+    pub unmatched: Unmatched,
+
+    #[command(flatten)]
+    pub subject: SubjectDefaults,
+
+    /// Certificate lifetime when neither the CSR (spec.expirationSeconds) nor the Application
+    /// sets one, in seconds.
+    #[arg(long, env = "CERTPAIR_DEFAULT_EXPIRATION_SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(600..=157_680_000))]
+    pub default_expiration_seconds: u64,
+
+    /// Longest certificate lifetime when the Application sets no maximum, in seconds.
+    #[arg(long, env = "CERTPAIR_MAX_EXPIRATION_SECONDS", default_value_t = 2_592_000,
+          value_parser = clap::value_parser!(u64).range(600..=157_680_000))]
+    pub max_expiration_seconds: u64,
+
+    /// Generate the signing CA (ECDSA P-256) when its Secret does not exist. Turn off to
+    /// require a CA you provide (bring your own: `kubectl create secret tls ...`).
+    #[arg(long, env = "CERTPAIR_GENERATE_CA", default_value_t = true, action = clap::ArgAction::Set)]
+    pub generate_ca: bool,
+
+    /// Validity of a generated signing CA, in days.
+    #[arg(long, env = "CERTPAIR_CA_VALIDITY_DAYS", default_value_t = 3650,
+          value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub ca_validity_days: u64,
+
+    /// This replica's identity in the leader Lease (default: the host name, which is the pod
+    /// name in a Deployment).
+    #[arg(long, env = "CERTPAIR_IDENTITY")]
+    pub identity: Option<String>,
+
+    /// Seconds a leader holds the Lease without renewing it; a standby takes over after this.
+    #[arg(long, env = "CERTPAIR_LEASE_DURATION_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration_seconds: u64,
+
+    /// Concurrent CSR reconciliations.
+    #[arg(long, env = "CERTPAIR_WORKERS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Subject fields every request must carry unless its Application sets them itself.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SubjectDefaults {
+    /// Required organization (O) for Applications that set none.
+    #[arg(long, env = "CERTPAIR_DEFAULT_ORGANIZATION")]
+    pub default_organization: Option<String>,
+    /// Required organizational unit (OU) for Applications that set none.
+    #[arg(long, env = "CERTPAIR_DEFAULT_ORGANIZATIONAL_UNIT")]
+    pub default_organizational_unit: Option<String>,
+    /// Required locality (L) for Applications that set none.
+    #[arg(long, env = "CERTPAIR_DEFAULT_LOCALITY")]
+    pub default_locality: Option<String>,
+    /// Required state or province (ST) for Applications that set none.
+    #[arg(long, env = "CERTPAIR_DEFAULT_PROVINCE")]
+    pub default_province: Option<String>,
+    /// Required country (C) for Applications that set none.
+    #[arg(long, env = "CERTPAIR_DEFAULT_COUNTRY")]
+    pub default_country: Option<String>,
+}
+
+impl SubjectDefaults {
+    pub fn into_requirements(self) -> SubjectRequirements {
+        let Self {
+            default_organization,
+            default_organizational_unit,
+            default_locality,
+            default_province,
+            default_country,
+        } = self;
+        SubjectRequirements {
+            organization: default_organization,
+            organizational_unit: default_organizational_unit,
+            locality: default_locality,
+            province: default_province,
+            country: default_country,
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -78,6 +175,19 @@ mod tests {
         };
         assert_eq!(args.http_addr.port(), 8080);
         assert_eq!(args.log.log_format, LogFormat::Text);
+        assert_eq!(args.signer_name, "certpair.dev/application");
+        assert_eq!(args.unmatched, Unmatched::Deny);
+        assert!(args.generate_ca);
+    }
+
+    #[test]
+    fn lifetimes_below_the_floor_are_refused() {
+        let err = Cli::try_parse_from(["certpair", "controller", "--max-expiration-seconds", "60"])
+            .expect_err("must reject");
+        assert!(
+            err.to_string().contains("--max-expiration-seconds"),
+            "{err}"
+        );
     }
 
     #[test]

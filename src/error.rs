@@ -46,6 +46,9 @@ pub enum Error {
     #[error("cannot render the CRD as YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
 
+    #[error("leader election failed: {0}")]
+    Lease(String),
+
     #[error("invalid log filter {filter:?}: {reason}")]
     LogFilter { filter: String, reason: String },
 }

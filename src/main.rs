@@ -11,7 +11,7 @@ fn main() -> ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(Into::into),
         Command::Controller(args) => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(certpair::controller::run(args)),
+            Ok(rt) => rt.block_on(certpair::controller::run(*args)),
             Err(e) => Err(certpair::Error::Server(e)),
         },
     };

@@ -1,29 +1,75 @@
 //! `certpair controller`: connects to the cluster, checks that certpair's CRD is installed,
-//! keeps a cache of Applications, and serves probes and metrics until SIGTERM.
+//! keeps a cache of Applications, serves probes and metrics, and — while it holds the leader
+//! Lease — approves and signs CSRs of its signer.
 
-use std::sync::Arc;
+pub mod app_status;
+pub mod csr;
+pub mod signing_ca;
+
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::{
     Api, Client,
     api::ListParams,
-    runtime::{WatchStreamExt, reflector, watcher},
+    runtime::{
+        Controller, WatchStreamExt,
+        events::{Recorder, Reporter},
+        reflector::{self, Store},
+        watcher,
+    },
 };
-use tracing::{info, warn};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::{sync::watch, task::JoinHandle};
+use tracing::{debug, info, warn};
 
 use crate::{
-    api::Application,
+    api::{Application, FIELD_MANAGER},
     cli::ControllerArgs,
     error::{Error, Result, root_cause},
+    policy::Defaults,
     server::{self, HttpState, Readiness},
     telemetry::{self, Metrics},
 };
 
 /// Readiness check passed once the Application cache has its first full list.
 const APPLICATIONS_CACHE: &str = "applications-cache";
+/// Name of the leader Lease in the controller's namespace.
+pub const LEADER_LEASE: &str = "certpair-controller";
+
+/// What the leader needs to do its work; cheap to clone per term.
+#[derive(Clone)]
+struct LeaderSettings {
+    client: Client,
+    namespace: String,
+    signer_name: String,
+    defaults: Defaults,
+    generate_ca: bool,
+    ca_validity: Duration,
+    workers: u16,
+    identity: String,
+    metrics: Arc<Metrics>,
+    apps: Store<Application>,
+    app_changes: watch::Receiver<()>,
+}
 
 pub async fn run(args: ControllerArgs) -> Result<()> {
-    let ControllerArgs { http_addr, log } = args;
+    let ControllerArgs {
+        http_addr,
+        namespace,
+        signer_name,
+        unmatched,
+        subject,
+        default_expiration_seconds,
+        max_expiration_seconds,
+        generate_ca,
+        ca_validity_days,
+        identity,
+        lease_duration_seconds,
+        workers,
+        log,
+    } = args;
     telemetry::init_logging(&log)?;
 
     let client = connect().await?;
@@ -42,15 +88,41 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let http_task = tokio::spawn(http);
     info!(%http_addr, "serving /healthz, /readyz and /metrics");
 
+    let (apps, apps_writer) = reflector::store();
+    let (app_changed, app_changes) = watch::channel(());
+    let identity = identity.unwrap_or_else(default_identity);
+    let settings = LeaderSettings {
+        client: client.clone(),
+        namespace: namespace.clone(),
+        signer_name,
+        defaults: Defaults {
+            subject: subject.into_requirements(),
+            default_lifetime: Duration::from_secs(default_expiration_seconds),
+            max_lifetime: Duration::from_secs(max_expiration_seconds),
+            unmatched,
+        },
+        generate_ca,
+        ca_validity: Duration::from_secs(ca_validity_days * 86_400),
+        workers,
+        identity: identity.clone(),
+        metrics: metrics.clone(),
+        apps: apps.clone(),
+        app_changes,
+    };
+
     let outcome = tokio::select! {
         signal = shutdown_signal() => signal,
-        () = watch_applications(client, metrics, readiness) => Ok(()),
+        () = watch_applications(client.clone(), apps_writer, apps, app_changed, metrics.clone(), readiness) => Ok(()),
+        elected = elect_and_lead(settings, lease_duration_seconds) => elected,
         served = http_task => match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::Server(e)),
             Err(e) => Err(Error::Server(std::io::Error::other(e))),
         },
     };
+    // Dropping elect_and_lead's future aborted the leader's work; give the Lease back so a
+    // standby takes over now rather than after the lease duration.
+    release_lease(&client, &namespace, &identity).await;
     // Graceful: finish in-flight probe and scrape requests before exiting.
     http_handle.stop(true).await;
     info!("stopped");
@@ -84,11 +156,33 @@ pub async fn connect() -> Result<Client> {
     }
 }
 
-/// Mirrors every Application into a local cache (the approver reads it) and keeps the
-/// `certpair_applications` gauge current. Watch errors are retried with backoff forever.
-async fn watch_applications(client: Client, metrics: Arc<Metrics>, readiness: Arc<Readiness>) {
+/// Host name plus a random suffix: two processes on one host must never share an identity,
+/// or both would believe they hold the Lease.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|| "certpair".into());
+    let mut bytes = [0u8; 4];
+    if openssl::rand::rand_bytes(&mut bytes).is_err() {
+        bytes = std::process::id().to_be_bytes();
+    }
+    format!("{host}-{:08x}", u32::from_be_bytes(bytes))
+}
+
+/// Mirrors every Application into the shared cache, keeps the `certpair_applications` gauge
+/// current and signals changes (pending CSRs are re-evaluated when an Application appears).
+async fn watch_applications(
+    client: Client,
+    writer: reflector::store::Writer<Application>,
+    reader: Store<Application>,
+    changed: watch::Sender<()>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+) {
     let api: Api<Application> = Api::all(client);
-    let (reader, writer) = reflector::store();
     let cache = reader.clone();
     tokio::spawn(async move {
         if cache.wait_until_ready().await.is_ok() {
@@ -96,18 +190,145 @@ async fn watch_applications(client: Client, metrics: Arc<Metrics>, readiness: Ar
             info!(applications = cache.len(), "Application cache synced");
         }
     });
-    reflector(writer, watcher(api, watcher::Config::default()))
+    reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .for_each(|event| {
             match event {
-                Ok(_) => {
+                Ok(
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+                ) => {
                     metrics.applications.set(reader.len() as i64);
+                    changed.send_replace(());
                 }
+                Ok(_) => {}
                 Err(e) => warn!(error = %e, "watching Applications failed; retrying"),
             }
             futures::future::ready(())
         })
         .await;
+}
+
+/// Competes for the Lease forever; while holding it, runs the leader's work, and stops that
+/// work the moment the Lease is lost.
+async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<()> {
+    let manager = LeaseManagerBuilder::new(settings.client.clone(), LEADER_LEASE)
+        .with_namespace(&settings.namespace)
+        .with_identity(&settings.identity)
+        .with_duration(lease_seconds)
+        .with_grace((lease_seconds / 3).max(1))
+        // The default field manager embeds the identity: the crate relies on server-side
+        // apply conflicts between distinct managers so two replicas cannot both lock.
+        .build()
+        .await
+        .map_err(|e| Error::Lease(e.to_string()))?;
+    let (mut is_leader, _manager_task) = manager.watch().await;
+    let mut term: Option<JoinHandle<()>> = None;
+    loop {
+        let leading = *is_leader.borrow_and_update();
+        match (leading, term.is_some()) {
+            (true, false) => {
+                info!(identity = %settings.identity, "became leader");
+                settings.metrics.leader.set(1);
+                term = Some(tokio::spawn(lead(settings.clone())));
+            }
+            (false, true) => {
+                warn!(identity = %settings.identity, "lost leadership; stopping approval and signing");
+                settings.metrics.leader.set(0);
+                if let Some(t) = term.take() {
+                    t.abort();
+                }
+            }
+            _ => {}
+        }
+        if is_leader.changed().await.is_err() {
+            if let Some(t) = term.take() {
+                t.abort();
+            }
+            return Err(Error::Lease("the lease manager stopped".into()));
+        }
+    }
+}
+
+/// The leader's work: the signing CA, the CSR approver/signer and Application status.
+async fn lead(s: LeaderSettings) {
+    let ca = Arc::new(signing_ca::SigningCa::default());
+    let ca_task = signing_ca::run(
+        s.client.clone(),
+        signing_ca::Settings {
+            namespace: s.namespace.clone(),
+            generate: s.generate_ca,
+            validity: s.ca_validity,
+        },
+        ca.clone(),
+        s.metrics.clone(),
+    );
+    let (issued_tx, issued_rx) = tokio::sync::mpsc::unbounded_channel();
+    let status_task = app_status::run(s.client.clone(), s.apps.clone(), issued_rx);
+    let recorder = Recorder::new(
+        s.client.clone(),
+        Reporter {
+            controller: "certpair".into(),
+            instance: Some(s.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(csr::Context {
+        client: s.client.clone(),
+        recorder,
+        metrics: s.metrics.clone(),
+        apps: s.apps.clone(),
+        ca,
+        defaults: s.defaults.clone(),
+        signer_name: s.signer_name.clone(),
+        issued: issued_tx,
+    });
+    let csrs: Api<CertificateSigningRequest> = Api::all(s.client.clone());
+    let only_ours =
+        watcher::Config::default().fields(&format!("spec.signerName={}", s.signer_name));
+    let app_changes = futures::stream::unfold(s.app_changes.clone(), |mut rx| async move {
+        rx.changed().await.ok().map(|()| ((), rx))
+    });
+    let controller = Controller::new(csrs, only_ours)
+        .with_config(kube::runtime::controller::Config::default().concurrency(s.workers))
+        .reconcile_all_on(app_changes)
+        .run(csr::reconcile, csr::error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                debug!(error = %e, "CSR controller event");
+            }
+            futures::future::ready(())
+        });
+    info!(signer = %s.signer_name, "approving and signing");
+    tokio::join!(ca_task, status_task, controller);
+}
+
+/// Clears the Lease's holder if it is still us, so a standby need not wait for expiry.
+async fn release_lease(client: &Client, namespace: &str, identity: &str) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let Ok(mut lease) = leases.get(LEADER_LEASE).await else {
+        return;
+    };
+    let ours = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        .is_some_and(|h| h == identity);
+    if !ours {
+        return;
+    }
+    if let Some(spec) = lease.spec.as_mut() {
+        spec.holder_identity = None;
+        spec.acquire_time = None;
+        spec.renew_time = None;
+    }
+    let pp = kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match leases.replace(LEADER_LEASE, &pp, &lease).await {
+        Ok(_) => info!("released the leader Lease"),
+        Err(e) => debug!(error = %e, "releasing the leader Lease failed; it will expire"),
+    }
 }
 
 async fn shutdown_signal() -> Result<()> {

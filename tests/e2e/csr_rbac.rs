@@ -1,125 +1,26 @@
 //! The apiserver's own rules for CSRs of certpair's signer, exercised as non-admin users:
 //! RBAC on create, and the CertificateApproval admission plugin on the /approval subresource.
+//! No certpair controller runs in this test binary, so nothing but the test decides.
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
-use k8s_openapi::api::{
-    certificates::v1::{
+use k8s_openapi::{
+    ByteString,
+    api::certificates::v1::{
         CertificateSigningRequest, CertificateSigningRequestCondition,
         CertificateSigningRequestSpec,
     },
-    rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
 };
 use kube::{
-    Api, Client,
+    Api,
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
-use std::time::Duration;
 
-use crate::support::{Cluster, csr_pem, ec_key, run, stderr, unique};
+use crate::support::{
+    Cluster,
+    csr::{grant, rule},
+    csr_pem, ec_key, run, stderr, unique,
+};
 
 const SIGNER: &str = certpair::api::DEFAULT_SIGNER_NAME;
-
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: Option<&[&str]>) -> PolicyRule {
-    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    PolicyRule {
-        api_groups: Some(strings(groups)),
-        resources: Some(strings(resources)),
-        verbs: strings(verbs),
-        resource_names: names.map(strings),
-        ..Default::default()
-    }
-}
-
-/// Grants `rules` to `user` through a fresh ClusterRole and ClusterRoleBinding, and waits
-/// until the apiserver's RBAC authorizer (which reads bindings from a cache) allows each rule.
-async fn grant(admin: &Client, user: &str, rules: Vec<PolicyRule>) {
-    let checks = rules.clone();
-    let name = unique("certpair-test");
-    let roles: Api<ClusterRole> = Api::all(admin.clone());
-    roles
-        .create(
-            &PostParams::default(),
-            &ClusterRole {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                },
-                rules: Some(rules),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create ClusterRole");
-    let bindings: Api<ClusterRoleBinding> = Api::all(admin.clone());
-    bindings
-        .create(
-            &PostParams::default(),
-            &ClusterRoleBinding {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                },
-                role_ref: RoleRef {
-                    api_group: "rbac.authorization.k8s.io".into(),
-                    kind: "ClusterRole".into(),
-                    name,
-                },
-                subjects: Some(vec![Subject {
-                    kind: "User".into(),
-                    name: user.into(),
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    ..Default::default()
-                }]),
-            },
-        )
-        .await
-        .expect("create ClusterRoleBinding");
-    for rule in checks {
-        wait_allowed(admin, user, &rule).await;
-    }
-}
-
-async fn wait_allowed(admin: &Client, user: &str, rule: &PolicyRule) {
-    let reviews: Api<SubjectAccessReview> = Api::all(admin.clone());
-    let (resource, subresource) =
-        match rule.resources.as_ref().expect("resources")[0].split_once('/') {
-            Some((r, s)) => (r.to_owned(), Some(s.to_owned())),
-            None => (rule.resources.as_ref().expect("resources")[0].clone(), None),
-        };
-    let review = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(user.into()),
-            resource_attributes: Some(ResourceAttributes {
-                group: rule.api_groups.as_ref().map(|g| g[0].clone()),
-                resource: Some(resource),
-                subresource,
-                verb: Some(rule.verbs[0].clone()),
-                name: rule.resource_names.as_ref().map(|n| n[0].clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let answer = reviews
-            .create(&PostParams::default(), &review)
-            .await
-            .expect("SubjectAccessReview");
-        if answer.status.is_some_and(|s| s.allowed) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "RBAC grant for {user} not effective after 10s: {rule:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn csr(name: &str, cn: &str) -> CertificateSigningRequest {
     CertificateSigningRequest {

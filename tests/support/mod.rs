@@ -7,6 +7,8 @@
 //!   `system:masters`, so RBAC and the CSR admission plugins really apply.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod csr;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -364,4 +366,188 @@ fn client_certificate(
     .expect("eku");
     b.sign(ca_key, MessageDigest::sha256()).expect("sign");
     b.build()
+}
+
+/// `certpair controller` running as the ServiceAccount that `manifests/rbac.yaml` binds —
+/// never as an admin — against the control plane. Killed when dropped, and also when the test
+/// process exits (a watchdog shell ends it), so a panicking test leaves nothing behind.
+pub struct ControllerProcess {
+    child: std::process::Child,
+    pub http_addr: String,
+    pub log_file: PathBuf,
+}
+
+impl Cluster {
+    /// Installs the CRD, namespace and RBAC from `manifests/` with kubectl, as an operator would.
+    pub async fn install_manifests(&self) {
+        self.ensure_crd().await;
+        let root = repo_root();
+        let out = run(self
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts", "-f"])
+            .arg(root.join("manifests/namespace.yaml"))
+            .arg("-f")
+            .arg(root.join("manifests/rbac.yaml")));
+        assert!(out.status.success(), "applying manifests: {}", stderr(&out));
+    }
+
+    /// Starts a controller with `args` and waits until it is ready.
+    pub async fn start_controller(&self, args: &[&str]) -> ControllerProcess {
+        self.install_manifests().await;
+        let identity = self
+            .service_account("certpair-system", "certpair-controller")
+            .await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let http_addr = format!("127.0.0.1:{port}");
+        let log_dir = self.state_dir.join("controller-logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let log_file = log_dir.join(format!("{}.log", unique("controller")));
+        let mut cmd_line = vec![
+            env!("CARGO_BIN_EXE_certpair").to_owned(),
+            "controller".into(),
+            "--http-addr".into(),
+            http_addr.clone(),
+            "--lease-duration-seconds".into(),
+            "6".into(),
+        ];
+        cmd_line.extend(args.iter().map(|a| a.to_string()));
+        let quoted: Vec<String> = cmd_line
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
+        // The watchdog: run the controller, and TERM it when the test process is gone.
+        let script = format!(
+            "{} & pid=$!; trap 'kill -TERM $pid 2>/dev/null; wait $pid' TERM; \
+             while kill -0 {} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.3; done; \
+             kill -TERM $pid 2>/dev/null; wait $pid",
+            quoted.join(" "),
+            std::process::id()
+        );
+        let log = std::fs::File::create(&log_file).expect("log file");
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .env("KUBECONFIG", &identity.kubeconfig)
+            .env(
+                "CERTPAIR_LOG",
+                "info,kube_client::client::builder=off,certpair=debug",
+            )
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start certpair controller");
+        let mut process = ControllerProcess {
+            child,
+            http_addr,
+            log_file,
+        };
+        let addr = process.http_addr.clone();
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some((200, _)) = http_get(&addr, "/readyz") {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        if ready.is_err() || process.child.try_wait().ok().flatten().is_some() {
+            panic!("controller did not become ready:\n{}", process.logs());
+        }
+        process
+    }
+}
+
+impl ControllerProcess {
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(&self.http_addr, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    }
+
+    /// 1 when this process holds the leader Lease.
+    pub fn is_leader(&self) -> bool {
+        self.metrics()
+            .lines()
+            .any(|l| l.trim() == "certpair_leader 1")
+    }
+
+    /// SIGKILL: a crash, no Lease release.
+    pub fn kill_hard(&mut self) {
+        // The controller is the watchdog shell's only child.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill_hard();
+    }
+}
+
+/// Status code and body of `GET http://<addr><path>`, or None while nothing listens.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// The e2e binary's one controller (default flags), started on first use and ended by its
+/// watchdog when the test process exits. One leader for every test keeps failovers out of
+/// tests that are not about them.
+pub fn shared_controller() -> &'static ControllerProcess {
+    static SHARED: std::sync::OnceLock<ControllerProcess> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| {
+        // Its own thread and runtime: the caller's runtime belongs to one test only.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let cluster = Cluster::connect().await;
+                let process = cluster.start_controller(&[]).await;
+                // Wait until it leads, so the first test's CSR is not held up by an election.
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while !process.is_leader() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "controller never became leader:\n{}",
+                        process.logs()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                process
+            })
+        })
+        .join()
+        .expect("starting the shared controller")
+    })
 }

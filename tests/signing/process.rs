@@ -1,8 +1,6 @@
-//! `certpair controller` as a process against the real apiserver.
+//! `certpair controller` as a process: probes, metrics, JSON logs, clean SIGTERM.
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -10,35 +8,12 @@ use std::{
 use certpair::api::{Application, ApplicationSpec};
 use kube::{Api, api::PostParams};
 
-use crate::support::{Cluster, poll, unique};
-
-/// Status code and body of `GET http://<addr><path>`, or None while nothing listens.
-pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((code, body))
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+use crate::support::{Cluster, http_get, poll, unique};
 
 #[tokio::test]
 async fn controller_becomes_ready_serves_metrics_and_stops_on_sigterm() {
     let cluster = Cluster::connect().await;
-    cluster.ensure_crd().await;
+    cluster.install_manifests().await;
     let apps: Api<Application> = Api::all(cluster.client.clone());
     let name = unique("metrics-app");
     apps.create(
@@ -48,10 +23,21 @@ async fn controller_becomes_ready_serves_metrics_and_stops_on_sigterm() {
     .await
     .expect("create Application");
 
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_certpair"))
+    // As the ServiceAccount the manifests bind, with JSON logs, as its own process.
+    let sa = cluster
+        .service_account("certpair-system", "certpair-controller")
+        .await;
+    let addr = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_certpair"))
         .args(["controller", "--http-addr", &addr, "--log-format", "json"])
-        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("KUBECONFIG", &sa.kubeconfig)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -79,21 +65,17 @@ async fn controller_becomes_ready_serves_metrics_and_stops_on_sigterm() {
         .status()
         .expect("kill");
     assert!(status.success());
-    let exit = poll(
-        "controller to exit after SIGTERM",
-        Duration::from_secs(15),
-        || child.try_wait().expect("wait"),
-    )
-    .await;
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut logs)
-        .expect("read logs");
-    assert!(exit.success(), "controller exited with {exit}: {logs}");
-    // JSON logs: every line parses as an object.
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "controller exited with {}: {logs}",
+        output.status
+    );
+    // JSON logs: every line parses as an object with a level.
     for line in logs.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));

@@ -1,0 +1,204 @@
+//! The signing CA: Secret `certpair-signing-ca` (`tls.crt` = chain, `tls.key`), generated when
+//! absent (if allowed), reloaded whenever the Secret changes (bring your own CA without a
+//! restart), and published as the trust bundle ConfigMap `certpair-ca-bundle` (`ca.crt`).
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::{ConfigMap, Secret},
+};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    api::FIELD_MANAGER,
+    pki::{authority::Authority, now_unix},
+    telemetry::Metrics,
+};
+
+pub const SIGNING_CA_SECRET: &str = "certpair-signing-ca";
+pub const CA_BUNDLE_CONFIGMAP: &str = "certpair-ca-bundle";
+pub const CA_BUNDLE_KEY: &str = "ca.crt";
+
+/// The currently loaded CA, shared with the signer. `None` until a valid CA is loaded.
+#[derive(Default)]
+pub struct SigningCa {
+    current: RwLock<Option<Arc<Authority>>>,
+}
+
+impl SigningCa {
+    pub fn get(&self) -> Option<Arc<Authority>> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, ca: Authority) {
+        let mut slot = match self.current.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some(Arc::new(ca));
+    }
+}
+
+pub struct Settings {
+    pub namespace: String,
+    pub generate: bool,
+    pub validity: Duration,
+}
+
+/// Keeps `handle` in step with the Secret until the task is dropped.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    handle: Arc<SigningCa>,
+    metrics: Arc<Metrics>,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={SIGNING_CA_SECRET}"));
+    let mut seen = false;
+    let mut events = watcher(secrets.clone(), config).default_backoff().boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => seen = false,
+            Ok(watcher::Event::InitApply(secret) | watcher::Event::Apply(secret)) => {
+                seen = true;
+                load(&client, &settings, &secret, &handle, &metrics).await;
+            }
+            Ok(watcher::Event::InitDone) if !seen => ensure(&client, &settings).await,
+            Ok(watcher::Event::InitDone) => {}
+            Ok(watcher::Event::Delete(_)) => {
+                warn!(secret = SIGNING_CA_SECRET, "signing CA Secret deleted");
+                ensure(&client, &settings).await;
+            }
+            Err(e) => warn!(error = %e, "watching the signing CA Secret failed; retrying"),
+        }
+    }
+}
+
+/// Creates the CA Secret when it is missing and generation is allowed. Two replicas may race:
+/// creation is atomic, so the loser's create fails with AlreadyExists and the watch delivers
+/// the winner's Secret to both.
+async fn ensure(client: &Client, settings: &Settings) {
+    if !settings.generate {
+        error!(
+            secret = SIGNING_CA_SECRET,
+            namespace = %settings.namespace,
+            "signing CA Secret is missing and --generate-ca=false; create it with `kubectl create secret tls {SIGNING_CA_SECRET} --cert=ca.crt --key=ca.key`"
+        );
+        return;
+    }
+    let ca = match Authority::generate("certpair signing CA", settings.validity, now_unix()) {
+        Ok(ca) => ca,
+        Err(e) => return error!(error = %e, "generating the signing CA failed"),
+    };
+    let (Ok(crt), Ok(key)) = (ca.chain_pem(), ca.key_pem()) else {
+        return error!("encoding the generated signing CA failed");
+    };
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(SIGNING_CA_SECRET.into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".into(),
+                "certpair".into(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            ("tls.crt".into(), ByteString(crt)),
+            ("tls.key".into(), ByteString(key)),
+        ])),
+        ..Default::default()
+    };
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match Api::<Secret>::namespaced(client.clone(), &settings.namespace)
+        .create(&pp, &secret)
+        .await
+    {
+        Ok(_) => {
+            info!(secret = SIGNING_CA_SECRET, subject = %ca.subject_line(), "generated a new signing CA")
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            info!("another replica created the signing CA first; using it")
+        }
+        Err(e) => error!(error = %e, "creating the signing CA Secret failed"),
+    }
+}
+
+async fn load(
+    client: &Client,
+    settings: &Settings,
+    secret: &Secret,
+    handle: &SigningCa,
+    metrics: &Metrics,
+) {
+    let data = secret.data.clone().unwrap_or_default();
+    let (Some(crt), Some(key)) = (data.get("tls.crt"), data.get("tls.key")) else {
+        // Never overwrite a Secret someone else made: they may be mid-way through filling it.
+        return error!(
+            secret = SIGNING_CA_SECRET,
+            "signing CA Secret lacks tls.crt or tls.key; not signing with it"
+        );
+    };
+    let ca = match Authority::from_pem(&crt.0, &key.0) {
+        Ok(ca) => ca,
+        Err(e) => {
+            return error!(secret = SIGNING_CA_SECRET, error = %e, "signing CA Secret is unusable; keeping the previous CA");
+        }
+    };
+    metrics.ca_not_after.set(ca.window().not_after);
+    info!(subject = %ca.subject_line(), not_after = ca.window().not_after, "signing CA loaded");
+    if let Err(e) = publish_bundle(client, &settings.namespace, &crt.0).await {
+        warn!(error = %e, "publishing the CA bundle failed; will retry on the next change");
+    }
+    handle.set(ca);
+}
+
+async fn publish_bundle(
+    client: &Client,
+    namespace: &str,
+    chain_pem: &[u8],
+) -> Result<(), kube::Error> {
+    let bundle = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(CA_BUNDLE_CONFIGMAP.into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".into(),
+                "certpair".into(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            CA_BUNDLE_KEY.into(),
+            String::from_utf8_lossy(chain_pem).into_owned(),
+        )])),
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(&bundle).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "ConfigMap".into();
+    Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .patch(
+            CA_BUNDLE_CONFIGMAP,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(value),
+        )
+        .await?;
+    Ok(())
+}
