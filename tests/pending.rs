@@ -1,0 +1,224 @@
+//! `--unmatched=pending`, manual approval with kubectl, re-evaluation when an Application
+//! appears, and bring-your-own signing CA. Its own binary: it runs its own controller with
+//! flags that differ from the signing tests', and it replaces the signing CA.
+
+mod support;
+
+use std::{process::Command, time::Duration};
+
+use certpair::api::DEFAULT_SIGNER_NAME;
+use k8s_openapi::api::{certificates::v1::CertificateSigningRequest, core::v1::ConfigMap};
+use kube::Api;
+use support::{
+    Cluster,
+    csr::{Outcome, application, requester, submit, wait_outcome},
+    csr_pem, ec_key, run, stderr, unique, wait_for,
+};
+
+fn pending(csr: &CertificateSigningRequest) -> bool {
+    let status = csr.status.clone().unwrap_or_default();
+    status.conditions.unwrap_or_default().is_empty() && status.certificate.is_none()
+}
+
+#[tokio::test]
+async fn unmatched_requests_wait_for_a_person_or_an_application() {
+    let cluster = Cluster::connect().await;
+    let controller = cluster.start_controller(&["--unmatched", "pending"]).await;
+    support::poll("leadership", Duration::from_secs(30), || {
+        controller.is_leader().then_some(())
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Two requests for Applications that do not exist yet.
+    let (later_app, manual_app) = (unique("later"), unique("manual"));
+    let who = requester(&cluster, Some(&later_app)).await;
+    let later = unique("pending-later");
+    submit(
+        &who,
+        &later,
+        &csr_pem(&ec_key(), &later_app, &["Acme"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+    let manual = unique("pending-manual");
+    submit(
+        &who,
+        &manual,
+        &csr_pem(&ec_key(), &manual_app, &["Acme"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+
+    // Positive control: a matched request submitted afterwards is issued, so the controller
+    // has already looked at the two above and left them pending.
+    let known = unique("known");
+    application(&cluster.client, &known, None).await;
+    let who_known = requester(&cluster, Some(&known)).await;
+    let control = unique("pending-control");
+    submit(
+        &who_known,
+        &control,
+        &csr_pem(&ec_key(), &known, &["Acme"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+    assert!(
+        matches!(
+            wait_outcome(&cluster.client, &control).await,
+            Outcome::Issued(_)
+        ),
+        "{}",
+        controller.logs()
+    );
+    let csrs: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
+    assert!(
+        pending(&csrs.get(&later).await.expect("get")),
+        "must stay pending"
+    );
+    assert!(
+        pending(&csrs.get(&manual).await.expect("get")),
+        "must stay pending"
+    );
+
+    // A person approves one by hand: certpair signs it (the Application still does not exist).
+    let out = run(cluster.kubectl().args(["certificate", "approve", &manual]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        matches!(
+            wait_outcome(&cluster.client, &manual).await,
+            Outcome::Issued(_)
+        ),
+        "{}",
+        controller.logs()
+    );
+
+    // The Application for the other appears: the pending request is re-evaluated and issued.
+    application(&cluster.client, &later_app, None).await;
+    assert!(
+        matches!(
+            wait_outcome(&cluster.client, &later).await,
+            Outcome::Issued(_)
+        ),
+        "{}",
+        controller.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_signing_ca_is_used_without_restart() {
+    let cluster = Cluster::connect().await;
+    let controller = cluster.start_controller(&["--unmatched", "pending"]).await;
+    support::poll("leadership", Duration::from_secs(30), || {
+        controller.is_leader().then_some(())
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+
+    // Bring your own CA, made with openssl and installed with kubectl.
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(d)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "byo.key",
+    ]);
+    let cn = unique("byo-ca");
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "byo.key",
+        "-days",
+        "30",
+        "-subj",
+        &format!("/CN={cn}"),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-out",
+        "byo.crt",
+    ]);
+    let secret = run(cluster.kubectl().current_dir(d).args([
+        "create",
+        "secret",
+        "tls",
+        "certpair-signing-ca",
+        "-n",
+        "certpair-system",
+        "--cert",
+        "byo.crt",
+        "--key",
+        "byo.key",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]));
+    assert!(secret.status.success(), "{}", stderr(&secret));
+    std::fs::write(d.join("secret.yaml"), &secret.stdout).expect("write");
+    let out = run(cluster
+        .kubectl()
+        .args(["apply", "--server-side", "--force-conflicts", "-f"])
+        .arg(d.join("secret.yaml")));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The bundle is republished with the new CA...
+    let bundles: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "certpair-system");
+    let byo = std::fs::read_to_string(d.join("byo.crt")).expect("read");
+    wait_for(
+        &bundles,
+        "certpair-ca-bundle",
+        "the new CA in the bundle",
+        Duration::from_secs(30),
+        |cm: Option<&ConfigMap>| {
+            cm.and_then(|c| c.data.as_ref())
+                .and_then(|d| d.get("ca.crt"))
+                .is_some_and(|b| b.trim() == byo.trim())
+        },
+    )
+    .await;
+
+    // ...and the next certificate is signed by it.
+    let app = unique("byo-app");
+    application(&cluster.client, &app, None).await;
+    let who = requester(&cluster, Some(&app)).await;
+    let name = unique("byo-csr");
+    submit(
+        &who,
+        &name,
+        &csr_pem(&ec_key(), &app, &["Acme"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        d,
+    );
+    let Outcome::Issued(chain) = wait_outcome(&cluster.client, &name).await else {
+        panic!("not issued:\n{}", controller.logs());
+    };
+    let leaf = openssl::x509::X509::stack_from_pem(&chain).expect("chain")[0].clone();
+    std::fs::write(d.join("leaf.crt"), leaf.to_pem().expect("pem")).expect("write");
+    openssl(&["verify", "-CAfile", "byo.crt", "leaf.crt"]);
+    assert_eq!(
+        leaf.issuer_name()
+            .entries()
+            .next()
+            .and_then(|e| e.data().to_string().ok()),
+        Some(cn),
+        "issued by the replaced CA"
+    );
+}
