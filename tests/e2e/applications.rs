@@ -111,7 +111,14 @@ async fn bad_applications_are_refused_by_schema_validation() {
 #[tokio::test]
 async fn kustomize_base_is_accepted_by_the_apiserver() {
     let cluster = Cluster::connect().await;
-    let base = crate::support::repo_root().join("kustomize/base");
+    let root = crate::support::repo_root();
+    let base = root.join("kustomize/base");
+    // A server-side dry run cannot place objects in a namespace that does not exist yet.
+    let ns = run(cluster
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(root.join("manifests/namespace.yaml")));
+    assert!(ns.status.success(), "{}", stderr(&ns));
     let out = run(cluster
         .kubectl()
         .args([
@@ -129,6 +136,10 @@ async fn kustomize_base_is_accepted_by_the_apiserver() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("namespace/certpair-system"), "{stdout}");
+    assert!(
+        stdout.contains("clusterrole.rbac.authorization.k8s.io/certpair-controller"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("customresourcedefinition.apiextensions.k8s.io/applications.certpair.dev"),
         "{stdout}"

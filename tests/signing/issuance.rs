@@ -119,10 +119,24 @@ async fn authorized_requests_are_approved_and_issued() {
         assert!(text.contains("CA:FALSE"), "{text}");
         assert!(text.contains("TLS Web Client Authentication"), "{text}");
         assert!(!text.contains("TLS Web Server Authentication"), "{text}");
-        let lifetime = leaf.not_before().diff(leaf.not_after()).expect("diff");
-        let seconds = i64::from(lifetime.days) * 86400 + i64::from(lifetime.secs);
-        // NotBefore is backdated 5 minutes.
-        assert_eq!(seconds, 3600 + 300, "{text}");
+        // NotAfter = issuance + expirationSeconds. (NotBefore is backdated 5 minutes but never
+        // before the CA's own NotBefore, so it is not a fixed offset.)
+        let created = Api::<CertificateSigningRequest>::all(cluster.client.clone())
+            .get(&name)
+            .await
+            .expect("get")
+            .metadata
+            .creation_timestamp
+            .expect("created")
+            .0
+            .as_second();
+        let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
+        let diff = epoch.diff(leaf.not_after()).expect("diff");
+        let not_after = i64::from(diff.days) * 86400 + i64::from(diff.secs);
+        assert!(
+            (not_after - (created + 3600)).abs() <= 30,
+            "NotAfter {not_after} is not creation {created} + 3600 s:\n{text}"
+        );
         let key = openssl::pkey::PKey::private_key_from_pem(
             &std::fs::read(dir.path().join(format!("{name}.key"))).expect("key"),
         )
