@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # certpair's main job on this machine: builds certpair and the local control plane, starts the
-# control plane, installs the Application CRD, runs `certpair controller` against it and shows
-# it healthy. The controller and the control plane keep running afterwards;
+# control plane, installs the CRD and RBAC, runs `certpair controller` as its ServiceAccount,
+# and shows a CSR made with openssl being approved and signed. The controller and the control plane keep running afterwards;
 # `hack/quickstart.sh down` stops both.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -39,10 +39,11 @@ eval "$(hack/control-plane.sh up)"
 export PATH="$root/hack/bin:$PATH"
 kubectl version
 
-say "installing the Application CRD"
-# This is the command the README gives users: the CRD comes from the binary itself.
+say "installing certpair: CRD, namespace and least-privilege RBAC"
+# The CRD comes from the binary itself (the README's command); the rest from manifests/.
 "$bin" crd | kubectl apply --server-side -f -
 kubectl wait --for condition=Established --timeout 30s crd/applications.certpair.dev
+kubectl apply --server-side -f manifests/namespace.yaml -f manifests/rbac.yaml
 
 say "registering an example Application"
 kubectl apply --server-side -f - <<'YAML'
@@ -60,11 +61,16 @@ spec:
 YAML
 kubectl get applications.certpair.dev
 
-say "running certpair controller"
+say "running certpair controller as its ServiceAccount (not as an admin)"
 stop_controller
 mkdir -p "$work"
+sa_kubeconfig="$work/controller.kubeconfig"
+cp "$KUBECONFIG" "$sa_kubeconfig"
+token=$(kubectl create token certpair-controller -n certpair-system --duration 24h)
+kubectl --kubeconfig "$sa_kubeconfig" config set-credentials certpair-controller --token "$token" >/dev/null
+kubectl --kubeconfig "$sa_kubeconfig" config set-context --current --user certpair-controller >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-setsid "$bin" controller --http-addr "127.0.0.1:$port" > "$work/controller.log" 2>&1 < /dev/null &
+KUBECONFIG="$sa_kubeconfig" setsid "$bin" controller --http-addr "127.0.0.1:$port" > "$work/controller.log" 2>&1 < /dev/null &
 echo $! > "$pidfile"
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
@@ -73,8 +79,36 @@ for _ in $(seq 1 100); do
 done
 echo "GET /healthz -> $(curl -fsS "http://127.0.0.1:$port/healthz")"
 echo "GET /readyz  -> $(curl -fsS "http://127.0.0.1:$port/readyz")"
-echo "GET /metrics:"
-curl -fsS "http://127.0.0.1:$port/metrics" | grep -v '^#'
+
+say "requesting a certificate for 'billing' the way a user does"
+cd "$work"
+set -x
+openssl ecparam -name prime256v1 -genkey -noout -out billing.key
+openssl req -new -key billing.key -subj "/C=DE/O=Acme/CN=billing" -out billing.csr
+csr_name="billing-$(date +%s)"
+kubectl apply -f - <<YAML
+apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata:
+  name: $csr_name
+spec:
+  signerName: certpair.dev/application
+  usages: [digital signature, client auth]
+  expirationSeconds: 3600
+  request: $(base64 -w0 < billing.csr)
+YAML
+kubectl wait --for=jsonpath='{.status.certificate}' --timeout 60s "csr/$csr_name"
+kubectl get csr "$csr_name"
+kubectl get csr "$csr_name" -o jsonpath='{.status.certificate}' | base64 -d > billing.crt
+kubectl get configmap certpair-ca-bundle -n certpair-system -o jsonpath='{.data.ca\.crt}' > ca-bundle.crt
+openssl x509 -in billing.crt -noout -subject -issuer -enddate -ext extendedKeyUsage
+openssl verify -CAfile ca-bundle.crt billing.crt
+set +x
+cd "$root"
+
+echo
+echo "GET /metrics (certpair's own series):"
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^certpair_(csr_decisions|certificates_issued|signing_ca|leader|applications)'
 
 cat <<TXT
 
