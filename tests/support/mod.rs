@@ -463,6 +463,11 @@ impl Cluster {
 }
 
 impl ControllerProcess {
+    /// Pid of the watchdog shell whose only child is the controller.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Benchmarks that print figures (never pass/fail on time).
+#   hack/bench.sh csr [N]   N CSRs (default 1000) created concurrently against the local control
+#                           plane; prints throughput, create-to-issued percentiles, single-CSR
+#                           latency and the controller's RSS.
+# Uses the control plane named by KUBECONFIG, or starts one in target/control-plane-bench/.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$root"
+
+case "${1:-}" in
+  csr)
+    ensure_packages
+    ensure_rust
+    hack/control-plane.sh build
+    if [[ -z "${KUBECONFIG:-}" ]]; then
+      export CERTPAIR_CONTROL_PLANE_DIR="$root/target/control-plane-bench"
+      trap 'hack/control-plane.sh down' EXIT
+      eval "$(hack/control-plane.sh up)"
+    fi
+    export PATH="$root/hack/bin:$PATH"
+    cargo bench --locked --bench csr -- "${2:-1000}"
+    ;;
+  *) echo "usage: $0 csr [N]" >&2; exit 2 ;;
+esac
