@@ -6,7 +6,6 @@
 //! cluster. The controller (release build) runs as its ServiceAccount.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::{

@@ -18,14 +18,17 @@ use kube::{
     api::PostParams,
     runtime::{
         controller::Action,
-        events::{Event, EventType, Recorder},
         reflector::{ObjectRef, Store},
     },
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, instrument, warn};
 
-use super::{app_status::IssuedNote, signing_ca::SigningCa};
+use super::{
+    app_status::IssuedNote,
+    events::{Kind, Publisher},
+    signing_ca::SigningCa,
+};
 use crate::{
     api::{Application, FIELD_MANAGER},
     pki::{authority::LeafRequest, csr::parse_pem, now_unix},
@@ -35,7 +38,7 @@ use crate::{
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: Publisher,
     pub metrics: Arc<Metrics>,
     pub apps: Store<Application>,
     pub ca: Arc<SigningCa>,
@@ -81,6 +84,34 @@ fn has_certificate(csr: &CertificateSigningRequest) -> bool {
         .as_ref()
         .and_then(|s| s.certificate.as_ref())
         .is_some_and(|c| !c.0.is_empty())
+}
+
+/// Stand-in for a certificate dropped from the cache: non-empty, so "has a certificate" holds.
+const DROPPED: &[u8] = b"-";
+
+/// Shrinks a cached CSR to what reconciliation reads. managedFields go always (a PUT without
+/// them keeps the server's). A finished CSR is never written again, so its request,
+/// certificate and annotations go too.
+pub fn slim(csr: &mut CertificateSigningRequest) {
+    csr.metadata.managed_fields = None;
+    let finished = has_certificate(csr) || condition(csr, "Denied") || condition(csr, "Failed");
+    if finished {
+        csr.metadata.annotations = None;
+        csr.metadata.labels = None;
+        csr.spec.request = ByteString(Vec::new());
+        csr.spec.groups = None;
+        csr.spec.extra = None;
+        csr.spec.usages = None;
+        csr.spec.uid = None;
+        if let Some(status) = csr.status.as_mut() {
+            if status.certificate.as_ref().is_some_and(|c| !c.0.is_empty()) {
+                status.certificate = Some(ByteString(DROPPED.to_vec()));
+            }
+            for c in status.conditions.iter_mut().flatten() {
+                c.message = None;
+            }
+        }
+    }
 }
 
 #[instrument(skip_all, fields(csr = %csr.name_any(), requester = csr.spec.username.as_deref().unwrap_or("")))]
@@ -130,15 +161,7 @@ pub async fn reconcile(
                     .await?;
                 ctx.metrics.decision("approved", "AutoApproved");
                 info!(%message, "approved");
-                report(
-                    &ctx,
-                    &csr,
-                    EventType::Normal,
-                    "Approved",
-                    "Approve",
-                    message,
-                )
-                .await;
+                report(&ctx, &csr, Kind::Normal, "Approved", "Approve", message).await;
             }
             Decision::Deny(Denial { reason, message }) => {
                 set_condition(
@@ -152,15 +175,7 @@ pub async fn reconcile(
                 .await?;
                 ctx.metrics.decision("denied", reason.as_str());
                 info!(%reason, %message, "denied");
-                report(
-                    &ctx,
-                    &csr,
-                    EventType::Warning,
-                    reason.as_str(),
-                    "Deny",
-                    message,
-                )
-                .await;
+                report(&ctx, &csr, Kind::Warning, reason.as_str(), "Deny", message).await;
                 return Ok(Action::await_change());
             }
             Decision::Pending { message } => {
@@ -201,7 +216,7 @@ async fn sign(
             report(
                 ctx,
                 &csr,
-                EventType::Warning,
+                Kind::Warning,
                 "SignerValidationFailure",
                 "Sign",
                 message,
@@ -262,7 +277,7 @@ async fn sign(
             not_after: issued.not_after,
         });
     }
-    report(ctx, &written, EventType::Normal, "Issued", "Sign", message).await;
+    report(ctx, &written, Kind::Normal, "Issued", "Sign", message).await;
     Ok(Action::await_change())
 }
 
@@ -342,21 +357,16 @@ async fn may_request(
 async fn report(
     ctx: &Context,
     csr: &CertificateSigningRequest,
-    type_: EventType,
+    kind: Kind,
     reason: &str,
     action: &str,
     note: String,
 ) {
-    // Event notes are limited to 1 KiB by the apiserver.
-    let note: String = note.chars().take(1000).collect();
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &csr.object_ref(&())).await {
+    if let Err(e) = ctx
+        .events
+        .publish(csr.object_ref(&()), kind, reason, action, &note)
+        .await
+    {
         warn!(error = %e, "publishing an Event failed");
     }
 }
@@ -379,5 +389,35 @@ pub fn error_policy(
             warn!(error = %err, "reconciling CSR failed; retrying in 5s");
             Action::requeue(Duration::from_secs(5))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus;
+
+    use super::*;
+
+    #[test]
+    fn slim_keeps_what_reconcile_reads() {
+        let mut pending = CertificateSigningRequest::default();
+        pending.spec.request = ByteString(b"PEM".to_vec());
+        pending.metadata.annotations = Some([("a".to_string(), "b".to_string())].into());
+        slim(&mut pending);
+        assert_eq!(
+            pending.spec.request.0, b"PEM",
+            "a pending request keeps its PEM"
+        );
+        assert!(pending.metadata.annotations.is_some());
+
+        let mut issued = pending.clone();
+        issued.status = Some(CertificateSigningRequestStatus {
+            certificate: Some(ByteString(vec![1; 2000])),
+            ..Default::default()
+        });
+        slim(&mut issued);
+        assert!(issued.spec.request.0.is_empty());
+        assert!(has_certificate(&issued), "still counts as issued");
+        assert!(issued.metadata.annotations.is_none());
     }
 }

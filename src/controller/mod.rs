@@ -4,6 +4,7 @@
 
 pub mod app_status;
 pub mod csr;
+pub mod events;
 pub mod signing_ca;
 
 use std::{sync::Arc, time::Duration};
@@ -15,7 +16,6 @@ use kube::{
     api::ListParams,
     runtime::{
         Controller, WatchStreamExt,
-        events::{Recorder, Reporter},
         reflector::{self, Store},
         watcher,
     },
@@ -190,26 +190,38 @@ async fn watch_applications(
             info!(applications = cache.len(), "Application cache synced");
         }
     });
+    // Only a new, changed (generation) or deleted Application can change a decision; our own
+    // status writes must not re-run every pending CSR.
+    let mut generations: std::collections::HashMap<String, Option<i64>> = Default::default();
     reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .for_each(|event| {
-            match event {
-                Ok(
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
-                ) => {
-                    metrics.applications.set(reader.len() as i64);
-                    changed.send_replace(());
+            let decisions_may_change = match &event {
+                Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => {
+                    let name = app.metadata.name.clone().unwrap_or_default();
+                    generations.insert(name, app.metadata.generation)
+                        != Some(app.metadata.generation)
                 }
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "watching Applications failed; retrying"),
+                Ok(watcher::Event::Delete(app)) => {
+                    generations.remove(app.metadata.name.as_deref().unwrap_or_default());
+                    true
+                }
+                Ok(watcher::Event::InitDone) => true,
+                Ok(watcher::Event::Init) => false,
+                Err(e) => {
+                    warn!(error = %e, "watching Applications failed; retrying");
+                    false
+                }
+            };
+            metrics.applications.set(reader.len() as i64);
+            if decisions_may_change {
+                changed.send_replace(());
             }
             futures::future::ready(())
         })
         .await;
 }
 
-/// Competes for the Lease forever; while holding it, runs the leader's work, and stops that
-/// work the moment the Lease is lost.
 async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<()> {
     let manager = LeaseManagerBuilder::new(settings.client.clone(), LEADER_LEASE)
         .with_namespace(&settings.namespace)
@@ -264,16 +276,9 @@ async fn lead(s: LeaderSettings) {
     );
     let (issued_tx, issued_rx) = tokio::sync::mpsc::unbounded_channel();
     let status_task = app_status::run(s.client.clone(), s.apps.clone(), issued_rx);
-    let recorder = Recorder::new(
-        s.client.clone(),
-        Reporter {
-            controller: "certpair".into(),
-            instance: Some(s.identity.clone()),
-        },
-    );
     let ctx = Arc::new(csr::Context {
         client: s.client.clone(),
-        recorder,
+        events: events::Publisher::new(s.client.clone(), s.identity.clone()),
         metrics: s.metrics.clone(),
         apps: s.apps.clone(),
         ca,
@@ -287,7 +292,15 @@ async fn lead(s: LeaderSettings) {
     let app_changes = futures::stream::unfold(s.app_changes.clone(), |mut rx| async move {
         rx.changed().await.ok().map(|()| ((), rx))
     });
-    let controller = Controller::new(csrs, only_ours)
+    // Our own cache, slimmed: with thousands of finished CSRs the full objects (request PEM,
+    // certificate chain, kubectl's last-applied copy, managedFields) dominate memory.
+    let (cache, cache_writer) = reflector::store();
+    let stream = watcher(csrs, only_ours)
+        .default_backoff()
+        .modify(csr::slim)
+        .reflect(cache_writer)
+        .touched_objects();
+    let controller = Controller::for_stream(stream, cache)
         .with_config(kube::runtime::controller::Config::default().concurrency(s.workers))
         .reconcile_all_on(app_changes)
         .run(csr::reconcile, csr::error_policy, ctx)

@@ -1,0 +1,51 @@
+//! A request approved by a person that certpair can never sign is marked Failed with reason
+//! SignerValidationFailure. Its own binary: the approval must happen before any controller
+//! runs, or the controller would deny the request first.
+
+mod support;
+
+use certpair::api::DEFAULT_SIGNER_NAME;
+use support::{
+    Cluster,
+    csr::{Outcome, requester, submit, wait_outcome},
+    run, stderr, unique,
+};
+
+#[tokio::test]
+async fn approved_but_unsignable_requests_fail() {
+    let cluster = Cluster::connect().await;
+    cluster.install_manifests().await;
+    let who = requester(&cluster, None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // RSA-1024: the apiserver accepts it, certpair never signs it.
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(1024).expect("rsa"))
+        .expect("key");
+    let name = unique("unsignable");
+    submit(
+        &who,
+        &name,
+        &support::csr_pem(&key, "someone", &["Acme"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+    let out = run(cluster.kubectl().args(["certificate", "approve", &name]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let controller = cluster.start_controller(&[]).await;
+    match wait_outcome(&cluster.client, &name).await {
+        Outcome::Failed { reason, message } => {
+            assert_eq!(reason, "SignerValidationFailure", "{message}");
+            assert!(
+                message.contains("KeyTooWeak") && message.contains("1024"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Failed, got {other:?}\n{}", controller.logs()),
+    }
+    let metrics = controller.metrics();
+    assert!(
+        metrics.contains(r#"decision="failed",reason="SignerValidationFailure""#),
+        "{metrics}"
+    );
+}
