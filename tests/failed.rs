@@ -43,9 +43,7 @@ async fn approved_but_unsignable_requests_fail() {
         }
         other => panic!("expected Failed, got {other:?}\n{}", controller.logs()),
     }
-    let metrics = controller.metrics();
-    assert!(
-        metrics.contains(r#"decision="failed",reason="SignerValidationFailure""#),
-        "{metrics}"
-    );
+    controller
+        .wait_metric(r#"decision="failed",reason="SignerValidationFailure""#)
+        .await;
 }

@@ -48,16 +48,24 @@ impl Publisher {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
+        // `<object>.<nanoseconds in hex>`, like kubectl and kube's Recorder: unique enough, and
+        // a valid name (a generateName ending in '.' is not). Object names may use all 253
+        // characters, so leave room for the suffix.
+        let now = Timestamp::now();
+        let object: String = regarding
+            .name
+            .as_deref()
+            .unwrap_or("certpair")
+            .chars()
+            .take(230)
+            .collect();
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!(
-                    "{}.",
-                    regarding.name.as_deref().unwrap_or("certpair")
-                )),
+                name: Some(format!("{object}.{:x}", now.as_nanosecond())),
                 namespace: Some(namespace.clone()),
                 ..Default::default()
             },
-            event_time: Some(MicroTime(Timestamp::now())),
+            event_time: Some(MicroTime(now)),
             type_: Some(match kind {
                 Kind::Normal => "Normal".into(),
                 Kind::Warning => "Warning".into(),

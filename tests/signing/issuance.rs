@@ -148,17 +148,12 @@ async fn authorized_requests_are_approved_and_issued() {
         let _ = Nid::COMMONNAME;
     }
 
-    // `kubectl describe csr` tells a person what happened.
-    let metrics = controller.metrics();
-    assert!(
-        metrics.contains("certpair_certificates_issued_total"),
-        "{metrics}"
-    );
-    assert!(
-        metrics
-            .contains(r#"certpair_csr_decisions_total{decision="approved",reason="AutoApproved"}"#),
-        "{metrics}"
-    );
+    controller
+        .wait_metric("certpair_certificates_issued_total")
+        .await;
+    controller
+        .wait_metric(r#"certpair_csr_decisions_total{decision="approved",reason="AutoApproved"}"#)
+        .await;
 }
 
 /// Each case: a request that must be denied, the reason, and a phrase of the message.
@@ -308,34 +303,35 @@ async fn bad_requests_are_denied_with_a_precise_reason() {
         }
     }
 
-    // A person reading `kubectl describe csr` sees the reason and the message.
-    let out = run(cluster.kubectl().args(["describe", "csr", &names[3]]));
+    // The Event follows the decision; wait for it (bounded), then a person reading
+    // `kubectl describe csr` sees the reason and the message.
+    let denied = names[3].clone();
+    let selector = format!("regarding.name={denied}");
+    crate::support::poll("the KeyTooWeak Event", Duration::from_secs(15), || {
+        let out = run(cluster.kubectl().args([
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            "default",
+            "--field-selector",
+            &selector,
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ]));
+        String::from_utf8_lossy(&out.stdout)
+            .contains("KeyTooWeak")
+            .then_some(())
+    })
+    .await;
+    let out = run(cluster.kubectl().args(["describe", "csr", &denied]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("Denied") && text.contains("KeyTooWeak"),
+        text.contains("Denied") && text.contains("KeyTooWeak") && text.contains("1024 bits"),
         "{text}"
     );
-    // And the Event recorded for it.
-    let out = run(cluster.kubectl().args([
-        "get",
-        "events.events.k8s.io",
-        "-n",
-        "default",
-        "--field-selector",
-        &format!("regarding.name={}", names[3]),
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("KeyTooWeak"),
-        "{}",
-        stderr(&out)
-    );
-    let metrics = controller.metrics();
-    assert!(
-        metrics.contains(r#"certpair_csr_decisions_total{decision="denied",reason="KeyTooWeak"}"#),
-        "{metrics}"
-    );
+    controller
+        .wait_metric(r#"certpair_csr_decisions_total{decision="denied",reason="KeyTooWeak"}"#)
+        .await;
 }
 
 #[tokio::test]

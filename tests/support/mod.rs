@@ -230,7 +230,11 @@ impl Cluster {
     async fn identity(&self, username: &str, config: Kubeconfig) -> Identity {
         let dir = self.state_dir.join("identities");
         std::fs::create_dir_all(&dir).expect("identities dir");
-        let file = dir.join(format!("{}.kubeconfig", username.replace(':', "_")));
+        // One file per call: tests run in parallel and may ask for the same identity at once.
+        let file = dir.join(format!(
+            "{}.kubeconfig",
+            unique(&username.replace(':', "_"))
+        ));
         std::fs::write(&file, serde_yaml::to_string(&config).expect("yaml"))
             .expect("write kubeconfig");
         let client = client_from_file(&file).await;
@@ -476,6 +480,20 @@ impl ControllerProcess {
         http_get(&self.http_addr, "/metrics")
             .map(|(_, body)| body)
             .unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the metrics contain `needle`: a metric is counted just after the
+    /// write a test observes, so it may trail it by a moment.
+    pub async fn wait_metric(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.metrics().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "metrics never showed {needle}:\n{}",
+                self.metrics()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// 1 when this process holds the leader Lease.
