@@ -158,7 +158,7 @@ pub struct ApplicationStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Standard conditions; `Ready` tells whether certificates can currently be issued.
+    /// Standard conditions. Reserved: the controller sets none yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Number of certificates issued for this application.
