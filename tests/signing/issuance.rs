@@ -3,7 +3,7 @@ use std::{process::Command, time::Duration};
 use certpair::api::{ApplicationSpec, DEFAULT_SIGNER_NAME, SubjectRequirements};
 use k8s_openapi::api::{certificates::v1::CertificateSigningRequest, core::v1::ConfigMap};
 use kube::Api;
-use openssl::{nid::Nid, x509::X509};
+use openssl::x509::X509;
 
 use crate::support::{
     Cluster,
@@ -55,6 +55,7 @@ async fn authorized_requests_are_approved_and_issued() {
     application(&cluster.client, &app, None).await;
     let who = requester(&cluster, Some(&app)).await;
     let dir = tempfile::tempdir().expect("tempdir");
+    let mut serials = Vec::new();
 
     for (kind, key_args) in [("rsa", RSA2048), ("ecdsa", P256)] {
         let name = unique(&format!("issue-{kind}"));
@@ -86,6 +87,14 @@ async fn authorized_requests_are_approved_and_issued() {
             .and_then(|d| d.get("ca.crt").cloned())
             .expect("ca.crt");
         let leaf = X509::stack_from_pem(&chain).expect("chain")[0].clone();
+        serials.push(
+            leaf.serial_number()
+                .to_bn()
+                .expect("bn")
+                .to_hex_str()
+                .expect("hex")
+                .to_string(),
+        );
         std::fs::write(dir.path().join("bundle.pem"), &bundle).expect("write");
         std::fs::write(
             dir.path().join(format!("{name}.crt")),
@@ -145,8 +154,26 @@ async fn authorized_requests_are_approved_and_issued() {
             leaf.public_key().expect("pub").public_eq(&key),
             "certificate is for the requester's key"
         );
-        let _ = Nid::COMMONNAME;
     }
+
+    // The Application's status counts both certificates and names the last one.
+    let apps: Api<certpair::api::Application> = Api::all(cluster.client.clone());
+    let app_now = crate::support::wait_for(
+        &apps,
+        &app,
+        "status.issuedCount = 2",
+        Duration::from_secs(15),
+        |a: Option<&certpair::api::Application>| {
+            a.and_then(|a| a.status.as_ref())
+                .and_then(|s| s.issued_count)
+                == Some(2)
+        },
+    )
+    .await;
+    let status = app_now.status.expect("status");
+    let last = status.last_issued_serial.expect("lastIssuedSerial");
+    assert!(serials.contains(&last), "{last} is not one of {serials:?}");
+    assert!(status.last_issued_not_after.is_some());
 
     controller
         .wait_metric("certpair_certificates_issued_total")
@@ -377,5 +404,4 @@ async fn csrs_of_other_signers_are_never_touched() {
         .expect("get");
     let status = foreign.status.unwrap_or_default();
     assert!(status.conditions.unwrap_or_default().is_empty() && status.certificate.is_none());
-    let _ = Duration::from_secs(0);
 }
