@@ -316,6 +316,22 @@ mod tests {
         Authority::generate("certpair test CA", Duration::from_secs(365 * 86400), NOW).expect("CA")
     }
 
+    fn issue(
+        ca: &Authority,
+        req: &crate::pki::csr::ParsedRequest,
+        lifetime_secs: u64,
+        now: i64,
+    ) -> Result<Issued, AuthorityError> {
+        ca.issue_client(
+            &LeafRequest {
+                subject: &req.subject,
+                public_key: &req.public_key,
+                lifetime: Duration::from_secs(lifetime_secs),
+            },
+            now,
+        )
+    }
+
     fn verify(ca: &Authority, leaf: &X509) -> bool {
         let mut store = X509StoreBuilder::new().expect("store");
         store.add_cert(ca.certificate().clone()).expect("add");
@@ -341,16 +357,7 @@ mod tests {
                     .pem(&key),
             )
             .expect("csr");
-            let issued = ca
-                .issue_client(
-                    &LeafRequest {
-                        subject: &req.subject,
-                        public_key: &req.public_key,
-                        lifetime: Duration::from_secs(3600),
-                    },
-                    NOW,
-                )
-                .expect("issued");
+            let issued = issue(&ca, &req, 3600, NOW).expect("issued");
             let chain = X509::stack_from_pem(&issued.chain_pem).expect("chain");
             assert_eq!(chain.len(), 2, "leaf then CA");
             let leaf = &chain[0];
@@ -404,16 +411,7 @@ mod tests {
             .pem(&key),
         )
         .expect("csr");
-        let issued = ca
-            .issue_client(
-                &LeafRequest {
-                    subject: &req.subject,
-                    public_key: &req.public_key,
-                    lifetime: Duration::from_secs(600),
-                },
-                NOW,
-            )
-            .expect("issued");
+        let issued = issue(&ca, &req, 600, NOW).expect("issued");
         let leaf = X509::from_pem(&issued.chain_pem).expect("leaf");
         let der = leaf.to_der().expect("der");
         let (_, cert) = X509Certificate::from_der(&der).expect("parse");
@@ -433,16 +431,7 @@ mod tests {
         let ca = Authority::generate("short CA", Duration::from_secs(1000), NOW).expect("CA");
         let key = p256();
         let req = parse_pem(&Req::cn("x").pem(&key)).expect("csr");
-        let leaf = |now| {
-            ca.issue_client(
-                &LeafRequest {
-                    subject: &req.subject,
-                    public_key: &req.public_key,
-                    lifetime: Duration::from_secs(3600),
-                },
-                now,
-            )
-        };
+        let leaf = |now| issue(&ca, &req, 3600, now);
         assert_eq!(leaf(NOW).expect("issued").not_after, NOW + 1000);
         assert!(matches!(
             leaf(NOW + 1000),
@@ -480,16 +469,7 @@ mod tests {
         // A leaf certificate is not a CA.
         let key = p256();
         let req = parse_pem(&Req::cn("x").pem(&key)).expect("csr");
-        let issued = ca
-            .issue_client(
-                &LeafRequest {
-                    subject: &req.subject,
-                    public_key: &req.public_key,
-                    lifetime: Duration::from_secs(600),
-                },
-                NOW,
-            )
-            .expect("issued");
+        let issued = issue(&ca, &req, 600, NOW).expect("issued");
         let leaf_pem = X509::from_pem(&issued.chain_pem)
             .expect("leaf")
             .to_pem()
