@@ -12,5 +12,6 @@ pub mod pki;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
+pub mod webhook;
 
 pub use error::{Error, Result};

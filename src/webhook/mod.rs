@@ -1,0 +1,435 @@
+//! The validating admission webhook for CSRs of certpair's signer: AdmissionReview in,
+//! AdmissionReview out. It rejects what can never become valid with the same `policy` code the
+//! controller decides with, and turns state-dependent findings (no such Application yet, a
+//! disabled one) into warnings, which kubectl prints.
+//!
+//! The TLS listener and its self-managed certificates are not wired yet (issue 4 in progress);
+//! this module is the request path, tested in process.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, error::InternalError, http::StatusCode, post, web};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::core::{
+    DynamicObject,
+    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
+};
+use serde_json::json;
+use tracing::{debug, warn};
+
+use crate::{
+    api::ApplicationSpec,
+    pki::csr::parse_pem,
+    policy::{self, Decision, Defaults, Facts, RequestSpec},
+};
+
+/// Largest AdmissionReview body accepted. A CSR review is a few KiB; the apiserver's own
+/// request size limit is far larger, so cap it here.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What the webhook says about one CSR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Refusal message; `None` admits.
+    pub denied: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Pure: the verdict on a CSR being created, given how to look up an Application by name.
+pub fn review_csr(
+    csr: &CertificateSigningRequest,
+    signer_name: &str,
+    defaults: &Defaults,
+    application: impl Fn(&str) -> Option<ApplicationSpec>,
+) -> Verdict {
+    let admit = |warnings| Verdict {
+        denied: None,
+        warnings,
+    };
+    if csr.spec.signer_name != signer_name {
+        return admit(Vec::new());
+    }
+    let parsed = match parse_pem(&csr.spec.request.0) {
+        Ok(p) => p,
+        Err(e) => {
+            let d = policy::unreadable(&e);
+            return Verdict {
+                denied: Some(format!("{}: {}", d.reason, d.message)),
+                warnings: Vec::new(),
+            };
+        }
+    };
+    let usages = csr.spec.usages.clone().unwrap_or_default();
+    let spec = RequestSpec {
+        usages: &usages,
+        expiration_seconds: csr.spec.expiration_seconds,
+    };
+    let cn = match policy::check_request(&parsed, spec) {
+        Ok(cn) => cn,
+        Err(d) => {
+            return Verdict {
+                denied: Some(format!("{}: {}", d.reason, d.message)),
+                warnings: Vec::new(),
+            };
+        }
+    };
+    let Some(app) = application(cn) else {
+        return admit(vec![format!(
+            "no Application {cn:?} exists yet; certpair will not approve this request until one does"
+        )]);
+    };
+    // Predict the approver's verdict on what depends on the Application. Authorization is
+    // the approver's to check (with a SubjectAccessReview), so assume it here.
+    let facts = Facts {
+        request: Ok(&parsed),
+        spec,
+        application: Some(&app),
+        requester_authorized: true,
+        requester: csr.spec.username.as_deref().unwrap_or(""),
+    };
+    match policy::decide(&facts, defaults) {
+        Decision::Deny(d) => admit(vec![format!(
+            "certpair will deny this request: {}: {}",
+            d.reason, d.message
+        )]),
+        Decision::Approve { .. } | Decision::Pending { .. } => admit(Vec::new()),
+    }
+}
+
+/// What the handler needs: the signer, the defaults and the Application lookup.
+pub struct WebhookState {
+    pub signer_name: String,
+    pub defaults: Defaults,
+    pub applications: Arc<dyn Fn(&str) -> Option<ApplicationSpec> + Send + Sync>,
+}
+
+fn bad_request(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+    let message = message.into();
+    HttpResponse::build(status).json(json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "code": status.as_u16(),
+    }))
+}
+
+/// Body limits and JSON errors: a malformed body gets a 4xx with a JSON Status, never a panic.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|err, _req| {
+            let status = match &err {
+                actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                actix_web::error::JsonPayloadError::ContentType => {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let message = format!("not an admission.k8s.io/v1 AdmissionReview: {err}");
+            InternalError::from_response(err, bad_request(status, message)).into()
+        })
+}
+
+#[post("/validate/certificatesigningrequests")]
+async fn validate(
+    _req: HttpRequest,
+    state: web::Data<WebhookState>,
+    body: web::Json<AdmissionReview<DynamicObject>>,
+) -> HttpResponse {
+    let review = body.into_inner();
+    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
+        return bad_request(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "expected kind AdmissionReview of admission.k8s.io/v1, got {:?} of {:?}",
+                review.types.kind, review.types.api_version
+            ),
+        );
+    }
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(_) => return bad_request(StatusCode::BAD_REQUEST, "AdmissionReview has no request"),
+    };
+    let response = AdmissionResponse::from(&request);
+    if request.operation != Operation::Create {
+        return HttpResponse::Ok().json(response.into_review());
+    }
+    let Some(object) = request.object.as_ref() else {
+        return HttpResponse::Ok().json(
+            response
+                .deny("the AdmissionReview request has no object")
+                .into_review(),
+        );
+    };
+    let csr: CertificateSigningRequest =
+        match serde_json::to_value(object).and_then(serde_json::from_value) {
+            Ok(csr) => csr,
+            Err(e) => {
+                warn!(uid = %request.uid, error = %e, "object is not a CertificateSigningRequest");
+                return HttpResponse::Ok().json(
+                    response
+                        .deny(format!(
+                            "object is not a certificates.k8s.io/v1 CertificateSigningRequest: {e}"
+                        ))
+                        .into_review(),
+                );
+            }
+        };
+    let verdict = review_csr(&csr, &state.signer_name, &state.defaults, |name| {
+        (state.applications)(name)
+    });
+    debug!(uid = %request.uid, name = %request.name, denied = verdict.denied.is_some(), warnings = verdict.warnings.len(), "reviewed");
+    let mut response = match verdict.denied {
+        Some(message) => response.deny(message),
+        None => response,
+    };
+    if !verdict.warnings.is_empty() {
+        response.warnings = Some(verdict.warnings);
+    }
+    HttpResponse::Ok().json(response.into_review())
+}
+
+/// Routes of the webhook listener.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config()).service(validate);
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, body::to_bytes, test};
+    use openssl::nid::Nid;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::{
+        api::SubjectRequirements,
+        pki::testing::{Req, p256, rsa},
+    };
+
+    fn state() -> web::Data<WebhookState> {
+        web::Data::new(WebhookState {
+            signer_name: crate::api::DEFAULT_SIGNER_NAME.into(),
+            defaults: Defaults::default(),
+            applications: Arc::new(|name: &str| match name {
+                "billing" => Some(ApplicationSpec {
+                    subject: Some(SubjectRequirements {
+                        organization: Some("Acme".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                "retired" => Some(ApplicationSpec {
+                    disabled: true,
+                    ..Default::default()
+                }),
+                _ => None,
+            }),
+        })
+    }
+
+    fn review(pem: &[u8], signer: &str, operation: &str) -> Value {
+        use openssl::base64::encode_block;
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "3f1c-uid",
+                "kind": {"group": "certificates.k8s.io", "version": "v1", "kind": "CertificateSigningRequest"},
+                "resource": {"group": "certificates.k8s.io", "version": "v1", "resource": "certificatesigningrequests"},
+                "name": "csr-1",
+                "operation": operation,
+                "userInfo": {"username": "alice"},
+                "object": {
+                    "apiVersion": "certificates.k8s.io/v1",
+                    "kind": "CertificateSigningRequest",
+                    "metadata": {"name": "csr-1"},
+                    "spec": {
+                        "request": encode_block(pem),
+                        "signerName": signer,
+                        "usages": ["digital signature", "client auth"],
+                        "expirationSeconds": 3600
+                    }
+                },
+                "dryRun": false
+            }
+        })
+    }
+
+    async fn call(body: Vec<u8>, content_type: &str) -> (StatusCode, Value) {
+        let app = test::init_service(App::new().app_data(state()).configure(configure)).await;
+        let req = test::TestRequest::post()
+            .uri("/validate/certificatesigningrequests")
+            .insert_header(("content-type", content_type))
+            .set_payload(body)
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        let status = resp.status();
+        let bytes = to_bytes(resp.into_body()).await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn verdict(pem: &[u8], signer: &str, operation: &str) -> Value {
+        let (status, body) = call(
+            serde_json::to_vec(&review(pem, signer, operation)).expect("json"),
+            "application/json",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["kind"], "AdmissionReview");
+        assert_eq!(body["response"]["uid"], "3f1c-uid", "the uid is echoed");
+        body["response"].clone()
+    }
+
+    const SIGNER: &str = crate::api::DEFAULT_SIGNER_NAME;
+
+    #[actix_web::test]
+    async fn admits_a_good_request_silently() {
+        let r = verdict(
+            &Req::cn("billing")
+                .with(Nid::ORGANIZATIONNAME, "Acme")
+                .pem(&p256()),
+            SIGNER,
+            "CREATE",
+        )
+        .await;
+        assert_eq!(r["allowed"], true, "{r}");
+        assert!(r.get("warnings").is_none(), "{r}");
+    }
+
+    #[actix_web::test]
+    async fn refuses_what_can_never_become_valid() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+                    .to_vec(),
+                "InvalidRequest",
+            ),
+            (b"garbage".to_vec(), "not PEM"),
+            (
+                Req::cn("billing")
+                    .with(Nid::ORGANIZATIONNAME, "Acme")
+                    .pem(&rsa(1024)),
+                "KeyTooWeak",
+            ),
+            (
+                Req {
+                    ca: true,
+                    ..Req::cn("billing")
+                }
+                .pem(&p256()),
+                "CA:TRUE",
+            ),
+        ];
+        for (pem, needle) in cases {
+            let r = verdict(&pem, SIGNER, "CREATE").await;
+            assert_eq!(r["allowed"], false, "{r}");
+            let message = r["status"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn state_dependent_findings_are_warnings() {
+        let r = verdict(&Req::cn("nobody").pem(&p256()), SIGNER, "CREATE").await;
+        assert_eq!(r["allowed"], true);
+        assert!(
+            r["warnings"][0]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no Application \"nobody\""),
+            "{r}"
+        );
+
+        let r = verdict(&Req::cn("retired").pem(&p256()), SIGNER, "CREATE").await;
+        assert_eq!(r["allowed"], true);
+        assert!(
+            r["warnings"][0]
+                .as_str()
+                .unwrap_or_default()
+                .contains("ApplicationDisabled"),
+            "{r}"
+        );
+
+        let r = verdict(
+            &Req::cn("billing")
+                .with(Nid::ORGANIZATIONNAME, "Evil")
+                .pem(&p256()),
+            SIGNER,
+            "CREATE",
+        )
+        .await;
+        assert_eq!(r["allowed"], true);
+        assert!(
+            r["warnings"][0]
+                .as_str()
+                .unwrap_or_default()
+                .contains("SubjectMismatch"),
+            "{r}"
+        );
+    }
+
+    #[actix_web::test]
+    async fn other_signers_and_other_operations_pass() {
+        let r = verdict(b"garbage", "example.com/other", "CREATE").await;
+        assert_eq!(r["allowed"], true);
+        let r = verdict(b"garbage", SIGNER, "UPDATE").await;
+        assert_eq!(r["allowed"], true);
+    }
+
+    #[actix_web::test]
+    async fn bad_bodies_get_a_json_4xx() {
+        let (status, body) = call(b"{not json".to_vec(), "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["kind"], "Status", "{body}");
+
+        let mut wrong = review(b"x", SIGNER, "CREATE");
+        wrong["apiVersion"] = "admission.k8s.io/v1beta1".into();
+        let (status, body) = call(
+            serde_json::to_vec(&wrong).expect("json"),
+            "application/json",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("admission.k8s.io/v1"),
+            "{body}"
+        );
+
+        let mut empty = review(b"x", SIGNER, "CREATE");
+        empty.as_object_mut().expect("object").remove("request");
+        let (status, body) = call(
+            serde_json::to_vec(&empty).expect("json"),
+            "application/json",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no request"),
+            "{body}"
+        );
+
+        let mut huge = review(b"x", SIGNER, "CREATE");
+        huge["request"]["object"]["metadata"]["annotations"] =
+            json!({"pad": "x".repeat(MAX_BODY_BYTES)});
+        let (status, body) =
+            call(serde_json::to_vec(&huge).expect("json"), "application/json").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["code"], 413, "{body}");
+
+        let (status, _) = call(b"{}".to_vec(), "text/plain").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+}
