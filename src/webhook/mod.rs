@@ -96,11 +96,14 @@ pub fn review_csr(
     }
 }
 
+/// Looks up an Application's spec by name (the controller's cache in production).
+pub type ApplicationLookup = Arc<dyn Fn(&str) -> Option<ApplicationSpec> + Send + Sync>;
+
 /// What the handler needs: the signer, the defaults and the Application lookup.
 pub struct WebhookState {
     pub signer_name: String,
     pub defaults: Defaults,
-    pub applications: Arc<dyn Fn(&str) -> Option<ApplicationSpec> + Send + Sync>,
+    pub applications: ApplicationLookup,
 }
 
 fn bad_request(status: StatusCode, message: impl Into<String>) -> HttpResponse {
