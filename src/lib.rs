@@ -12,6 +12,7 @@ pub mod pki;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod webhook;
 
 pub use error::{Error, Result};

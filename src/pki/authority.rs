@@ -14,7 +14,7 @@ use openssl::{
         X509, X509Builder, X509NameBuilder,
         extension::{
             AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage,
-            SubjectKeyIdentifier,
+            SubjectAlternativeName, SubjectKeyIdentifier,
         },
     },
 };
@@ -208,7 +208,6 @@ impl Authority {
         req: &LeafRequest<'_, K>,
         now: i64,
     ) -> Result<Issued, AuthorityError> {
-        let window = profile::window(now, req.lifetime, self.window)?;
         let mut name = X509NameBuilder::new()?;
         for attr in req.subject {
             let nid = attr
@@ -217,7 +216,45 @@ impl Authority {
                 .ok_or_else(|| AuthorityError::UnsupportedAttribute(attr.kind.to_string()))?;
             name.append_entry_by_nid(nid, &attr.value)?;
         }
-        let name = name.build();
+        self.issue_leaf(
+            &name.build(),
+            req.public_key,
+            req.lifetime,
+            now,
+            Usage::Client,
+        )
+    }
+
+    /// Issues a TLS serving certificate (the webhook's): CN and SANs as given, serverAuth.
+    pub fn issue_server<K: HasPublic>(
+        &self,
+        common_name: &str,
+        dns_names: &[String],
+        ips: &[std::net::IpAddr],
+        public_key: &PKeyRef<K>,
+        lifetime: Duration,
+        now: i64,
+    ) -> Result<Issued, AuthorityError> {
+        let mut name = X509NameBuilder::new()?;
+        name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
+        self.issue_leaf(
+            &name.build(),
+            public_key,
+            lifetime,
+            now,
+            Usage::Server { dns_names, ips },
+        )
+    }
+
+    fn issue_leaf<K: HasPublic>(
+        &self,
+        name: &openssl::x509::X509NameRef,
+        public_key: &PKeyRef<K>,
+        lifetime: Duration,
+        now: i64,
+        usage: Usage<'_>,
+    ) -> Result<Issued, AuthorityError> {
+        let window = profile::window(now, lifetime, self.window)?;
         let ca = self.certificate();
         let serial = random_serial()?;
 
@@ -225,18 +262,32 @@ impl Authority {
         b.set_version(2)?;
         let serial_asn1 = serial.to_asn1_integer()?;
         b.set_serial_number(&serial_asn1)?;
-        b.set_subject_name(&name)?;
+        b.set_subject_name(name)?;
         b.set_issuer_name(ca.subject_name())?;
-        b.set_pubkey(req.public_key)?;
+        b.set_pubkey(public_key)?;
         set_window(&mut b, window)?;
         b.append_extension(BasicConstraints::new().critical().build()?)?;
         let mut ku = KeyUsage::new();
         ku.critical().digital_signature();
-        if req.public_key.id() == Id::RSA {
+        if public_key.id() == Id::RSA {
             ku.key_encipherment();
         }
         b.append_extension(ku.build()?)?;
-        b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+        match usage {
+            Usage::Client => b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?,
+            Usage::Server { dns_names, ips } => {
+                b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+                let mut san = SubjectAlternativeName::new();
+                for dns in dns_names {
+                    san.dns(dns);
+                }
+                for ip in ips {
+                    san.ip(&ip.to_string());
+                }
+                let san = san.build(&b.x509v3_context(Some(ca), None))?;
+                b.append_extension(san)?;
+            }
+        }
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca), None))?;
         b.append_extension(ski)?;
         let aki = AuthorityKeyIdentifier::new()
@@ -255,6 +306,15 @@ impl Authority {
             not_after: window.not_after,
         })
     }
+}
+
+/// What a leaf certificate is for.
+enum Usage<'a> {
+    Client,
+    Server {
+        dns_names: &'a [String],
+        ips: &'a [std::net::IpAddr],
+    },
 }
 
 fn set_window(b: &mut X509Builder, window: Window) -> Result<(), openssl::error::ErrorStack> {
