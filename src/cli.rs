@@ -108,8 +108,8 @@ pub struct SubjectDefaults {
     /// Required state or province (ST) for Applications that set none.
     #[arg(long, env = "CERTPAIR_DEFAULT_PROVINCE")]
     pub default_province: Option<String>,
-    /// Required country (C) for Applications that set none.
-    #[arg(long, env = "CERTPAIR_DEFAULT_COUNTRY")]
+    /// Required country (C) for Applications that set none: two letters (ISO 3166-1).
+    #[arg(long, env = "CERTPAIR_DEFAULT_COUNTRY", value_parser = parse_country)]
     pub default_country: Option<String>,
 }
 
@@ -129,6 +129,16 @@ impl SubjectDefaults {
             province: default_province,
             country: default_country,
         }
+    }
+}
+
+fn parse_country(value: &str) -> Result<String, String> {
+    if value.len() == 2 && value.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not a two-letter upper-case country code such as DE"
+        ))
     }
 }
 
@@ -178,6 +188,14 @@ mod tests {
         assert_eq!(args.signer_name, "certpair.dev/application");
         assert_eq!(args.unmatched, Unmatched::Deny);
         assert!(args.generate_ca);
+    }
+
+    #[test]
+    fn default_country_must_be_two_letters() {
+        assert!(
+            Cli::try_parse_from(["certpair", "controller", "--default-country", "DEU"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["certpair", "controller", "--default-country", "DE"]).is_ok());
     }
 
     #[test]

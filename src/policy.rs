@@ -191,6 +191,39 @@ pub fn check_request<'r>(req: &'r ParsedRequest, spec: RequestSpec<'_>) -> Resul
         }
     }
 
+    // X.520 upper bounds, which OpenSSL enforces when it builds the certificate's subject: a
+    // request past them could be approved and then never signed.
+    for attr in &req.subject {
+        let kind = &attr.kind;
+        let chars = attr.value.chars().count();
+        let max = match kind {
+            AttributeKind::Locality | AttributeKind::Province => 128,
+            _ => 64,
+        };
+        if attr.value.trim().is_empty() {
+            return Err(Denial::new(
+                InvalidRequest,
+                format!("subject: {kind} is empty"),
+            ));
+        }
+        if *kind == AttributeKind::Country {
+            if chars != 2 || !attr.value.chars().all(|c| c.is_ascii_alphabetic()) {
+                return Err(Denial::new(
+                    InvalidRequest,
+                    format!(
+                        "subject: C={:?}; a country is two letters (ISO 3166-1 alpha-2)",
+                        attr.value
+                    ),
+                ));
+            }
+        } else if chars > max {
+            return Err(Denial::new(
+                InvalidRequest,
+                format!("subject: {kind} is {chars} characters long; at most {max} are allowed"),
+            ));
+        }
+    }
+
     match req.key {
         KeyInfo::Rsa { bits } if bits < 2048 => {
             return Err(Denial::new(
@@ -842,6 +875,55 @@ mod tests {
                 _ => panic!("{}: got {got:?}", c.name),
             }
         }
+    }
+
+    /// OpenSSL refuses to even build such names, so other tools' requests are simulated by
+    /// editing a parsed one.
+    #[test]
+    fn subject_values_beyond_x520_bounds_are_refused() {
+        use crate::pki::csr::SubjectAttribute;
+        let base = parse_pem(&acme("billing").pem(ec256())).expect("parses");
+        let usages = client_usages();
+        let spec = RequestSpec {
+            usages: &usages,
+            expiration_seconds: None,
+        };
+        let cases = [
+            (
+                AttributeKind::CommonName,
+                "a".repeat(65),
+                "65 characters long; at most 64",
+            ),
+            (AttributeKind::Organization, "o".repeat(65), "at most 64"),
+            (AttributeKind::Locality, "l".repeat(129), "at most 128"),
+            (AttributeKind::Country, "DEU".to_string(), "two letters"),
+            (AttributeKind::Country, "D1".to_string(), "two letters"),
+            (AttributeKind::Organization, "  ".to_string(), "is empty"),
+        ];
+        for (kind, value, needle) in cases {
+            let mut req = base.clone();
+            req.subject.retain(|a| a.kind != kind);
+            req.subject.push(SubjectAttribute {
+                kind: kind.clone(),
+                value,
+            });
+            let denial = check_request(&req, spec).expect_err("must refuse");
+            assert_eq!(denial.reason, DenyReason::InvalidRequest, "{kind}");
+            assert!(
+                denial.message.contains(needle),
+                "{kind}: {}",
+                denial.message
+            );
+        }
+        let mut req = base.clone();
+        req.subject.push(SubjectAttribute {
+            kind: AttributeKind::Locality,
+            value: "l".repeat(128),
+        });
+        assert!(
+            check_request(&req, spec).is_ok(),
+            "128 characters of L are fine"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod support;
 use certpair::api::DEFAULT_SIGNER_NAME;
 use support::{
     Cluster,
-    csr::{Outcome, requester, submit, wait_outcome},
+    csr::{Outcome, application, requester, submit, wait_outcome},
     run, stderr, unique,
 };
 
@@ -29,10 +29,42 @@ async fn approved_but_unsignable_requests_fail() {
         None,
         dir.path(),
     );
-    let out = run(cluster.kubectl().args(["certificate", "approve", &name]));
-    assert!(out.status.success(), "{}", stderr(&out));
+    // A disabled Application gets no new certificates, even through a person's approval.
+    let retired = unique("retired");
+    application(
+        &cluster.client,
+        &retired,
+        Some(certpair::api::ApplicationSpec {
+            disabled: true,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let for_retired = unique("for-retired");
+    submit(
+        &who,
+        &for_retired,
+        &support::csr_pem(&support::ec_key(), &retired, &[]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+    for csr in [&name, &for_retired] {
+        let out = run(cluster.kubectl().args(["certificate", "approve", csr]));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
 
     let controller = cluster.start_controller(&[]).await;
+    match wait_outcome(&cluster.client, &for_retired).await {
+        Outcome::Failed { reason, message } => {
+            assert_eq!(reason, "SignerValidationFailure", "{message}");
+            assert!(
+                message.contains("ApplicationDisabled") && message.contains("disabled"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Failed, got {other:?}\n{}", controller.logs()),
+    }
     match wait_outcome(&cluster.client, &name).await {
         Outcome::Failed { reason, message } => {
             assert_eq!(reason, "SignerValidationFailure", "{message}");

@@ -197,7 +197,19 @@ async fn sign(
     parsed: Result<&crate::pki::csr::ParsedRequest, Denial>,
     spec: RequestSpec<'_>,
 ) -> Result<Action, Error> {
-    let checked = parsed.and_then(|p| policy::check_request(p, spec).map(|cn| (p, cn.to_owned())));
+    let app_of = |cn: &str| ctx.apps.get(&ObjectRef::new(cn));
+    let checked = parsed.and_then(|p| {
+        let cn = policy::check_request(p, spec)?;
+        // "Disabled" means no new certificates, whoever approved the request and however long
+        // signing was delayed after approval.
+        if app_of(cn).is_some_and(|a| a.spec.disabled) {
+            return Err(Denial {
+                reason: policy::DenyReason::ApplicationDisabled,
+                message: format!("Application {cn:?} is disabled (spec.disabled: true)"),
+            });
+        }
+        Ok((p, cn.to_owned()))
+    });
     let (parsed, cn) = match checked {
         Ok(ok) => ok,
         Err(Denial { reason, message }) => {
@@ -226,7 +238,7 @@ async fn sign(
         }
     };
     let ca = ctx.ca.get().ok_or(Error::NoCa)?;
-    let app = ctx.apps.get(&ObjectRef::new(&cn));
+    let app = app_of(&cn);
     let lifetime = policy::lifetime(
         spec.expiration_seconds,
         app.as_ref().map(|a| &a.spec),

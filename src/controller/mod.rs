@@ -233,36 +233,63 @@ async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<
         .build()
         .await
         .map_err(|e| Error::Lease(e.to_string()))?;
-    let (mut is_leader, _manager_task) = manager.watch().await;
-    let mut term: Option<JoinHandle<()>> = None;
+    let (mut is_leader, manager_task) = manager.watch().await;
+    // Both handles abort their task when dropped: when this future is dropped at shutdown the
+    // leader's work must stop before the Lease is released, or a standby and this replica
+    // would both act for a moment.
+    let _manager_task = AbortOnDrop(manager_task);
+    let mut term: Option<AbortOnDrop<()>> = None;
     loop {
         let leading = *is_leader.borrow_and_update();
         match (leading, term.is_some()) {
             (true, false) => {
                 info!(identity = %settings.identity, "became leader");
                 settings.metrics.leader.set(1);
-                term = Some(tokio::spawn(lead(settings.clone())));
+                term = Some(AbortOnDrop(tokio::spawn(lead(settings.clone()))));
             }
             (false, true) => {
                 warn!(identity = %settings.identity, "lost leadership; stopping approval and signing");
                 settings.metrics.leader.set(0);
-                if let Some(t) = term.take() {
-                    t.abort();
-                }
+                term = None;
             }
             _ => {}
         }
-        if is_leader.changed().await.is_err() {
-            if let Some(t) = term.take() {
-                t.abort();
+        tokio::select! {
+            changed = is_leader.changed() => {
+                if changed.is_err() {
+                    return Err(Error::Lease("the lease manager stopped".into()));
+                }
             }
-            return Err(Error::Lease("the lease manager stopped".into()));
+            // The leader's work never ends by itself; if it did (a panic), holding the Lease
+            // without doing the work would stall every CSR. Exit so the pod restarts.
+            ended = async { match term.as_mut() { Some(t) => (&mut t.0).await, None => std::future::pending().await } } => {
+                let why = match ended {
+                    Err(e) if e.is_panic() => "panicked",
+                    _ => "ended",
+                };
+                return Err(Error::Lease(format!("the leader's work {why} unexpectedly")));
+            }
         }
+    }
+}
+
+/// A task handle that aborts its task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 /// The leader's work: the signing CA, the CSR approver/signer and Application status.
 async fn lead(s: LeaderSettings) {
+    // Decide nothing before every Application is known: with an empty cache a fresh leader
+    // would deny pending requests as UnknownApplication.
+    if s.apps.wait_until_ready().await.is_err() {
+        warn!("the Application cache went away before it synced");
+        return;
+    }
     let ca = Arc::new(signing_ca::SigningCa::default());
     let ca_task = signing_ca::run(
         s.client.clone(),

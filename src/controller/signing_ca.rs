@@ -44,6 +44,14 @@ impl SigningCa {
         }
     }
 
+    fn clear(&self) {
+        let mut slot = match self.current.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = None;
+    }
+
     fn set(&self, ca: Authority) {
         let mut slot = match self.current.write() {
             Ok(c) => c,
@@ -77,10 +85,18 @@ pub async fn run(
                 seen = true;
                 load(&client, &settings, &secret, &handle, &metrics).await;
             }
-            Ok(watcher::Event::InitDone) if !seen => ensure(&client, &settings).await,
+            Ok(watcher::Event::InitDone) if !seen => {
+                handle.clear();
+                ensure(&client, &settings).await;
+            }
             Ok(watcher::Event::InitDone) => {}
             Ok(watcher::Event::Delete(_)) => {
-                warn!(secret = SIGNING_CA_SECRET, "signing CA Secret deleted");
+                // Deleting the CA is how an operator revokes it: stop signing with it at once.
+                warn!(
+                    secret = SIGNING_CA_SECRET,
+                    "signing CA Secret deleted; signing stops until a CA is available"
+                );
+                handle.clear();
                 ensure(&client, &settings).await;
             }
             Err(e) => warn!(error = %e, "watching the signing CA Secret failed; retrying"),
@@ -90,8 +106,25 @@ pub async fn run(
 
 /// Creates the CA Secret when it is missing and generation is allowed. Two replicas may race:
 /// creation is atomic, so the loser's create fails with AlreadyExists and the watch delivers
-/// the winner's Secret to both.
+/// the winner's Secret to both. A CA is generated only on first install (no trust bundle yet):
+/// once certificates exist, silently replacing their CA would break every one of them, and an
+/// operator deleting the Secret to rotate it must not lose a race against certpair.
 async fn ensure(client: &Client, settings: &Settings) {
+    if settings.generate {
+        let bundles: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
+        match bundles.get_opt(CA_BUNDLE_CONFIGMAP).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return error!(
+                    secret = SIGNING_CA_SECRET,
+                    "signing CA Secret is missing but the trust bundle {CA_BUNDLE_CONFIGMAP} exists, so certificates were issued with a CA that is gone; not generating a new one. Restore the Secret, create a new one, or delete ConfigMap {CA_BUNDLE_CONFIGMAP} to let certpair generate a CA"
+                );
+            }
+            Err(e) => {
+                return error!(error = %e, "reading the trust bundle failed; not generating a CA");
+            }
+        }
+    }
     if !settings.generate {
         error!(
             secret = SIGNING_CA_SECRET,
@@ -164,7 +197,13 @@ async fn load(
     };
     metrics.ca_not_after.set(ca.window().not_after);
     info!(subject = %ca.subject_line(), not_after = ca.window().not_after, "signing CA loaded");
-    if let Err(e) = publish_bundle(client, &settings.namespace, &crt.0).await {
+    // Publish the certificates as parsed, re-encoded: a tls.crt that also holds a private key
+    // (cert and key concatenated by mistake) must not leak the key into a public ConfigMap.
+    let chain = match ca.chain_pem() {
+        Ok(chain) => chain,
+        Err(e) => return error!(error = %e, "encoding the CA chain failed"),
+    };
+    if let Err(e) = publish_bundle(client, &settings.namespace, &chain).await {
         warn!(error = %e, "publishing the CA bundle failed; will retry on the next change");
     }
     handle.set(ca);
