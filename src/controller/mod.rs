@@ -51,6 +51,8 @@ struct LeaderSettings {
     identity: String,
     metrics: Arc<Metrics>,
     apps: Store<Application>,
+    /// True once the Application cache has its first full list.
+    apps_synced: watch::Receiver<bool>,
     app_changes: watch::Receiver<()>,
 }
 
@@ -90,6 +92,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
 
     let (apps, apps_writer) = reflector::store();
     let (app_changed, app_changes) = watch::channel(());
+    let (apps_synced_tx, apps_synced) = watch::channel(false);
     let identity = identity.unwrap_or_else(default_identity);
     let settings = LeaderSettings {
         client: client.clone(),
@@ -107,12 +110,13 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         identity: identity.clone(),
         metrics: metrics.clone(),
         apps: apps.clone(),
+        apps_synced,
         app_changes,
     };
 
     let outcome = tokio::select! {
         signal = shutdown_signal() => signal,
-        () = watch_applications(client.clone(), apps_writer, apps, app_changed, metrics.clone(), readiness) => Ok(()),
+        () = watch_applications(client.clone(), apps_writer, apps, app_changed, apps_synced_tx, metrics.clone(), readiness) => Ok(()),
         elected = elect_and_lead(settings, lease_duration_seconds) => elected,
         served = http_task => match served {
             Ok(Ok(())) => Ok(()),
@@ -179,14 +183,19 @@ async fn watch_applications(
     writer: reflector::store::Writer<Application>,
     reader: Store<Application>,
     changed: watch::Sender<()>,
+    synced: watch::Sender<bool>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
 ) {
     let api: Api<Application> = Api::all(client);
     let cache = reader.clone();
+    // The only waiter on the store: kube-runtime's Store::wait_until_ready keeps a single
+    // waker, so a second concurrent waiter would silently never wake. Everyone else watches
+    // `synced`.
     tokio::spawn(async move {
         if cache.wait_until_ready().await.is_ok() {
             readiness.set(APPLICATIONS_CACHE, true);
+            synced.send_replace(true);
             info!(applications = cache.len(), "Application cache synced");
         }
     });
@@ -286,7 +295,8 @@ impl<T> Drop for AbortOnDrop<T> {
 async fn lead(s: LeaderSettings) {
     // Decide nothing before every Application is known: with an empty cache a fresh leader
     // would deny pending requests as UnknownApplication.
-    if s.apps.wait_until_ready().await.is_err() {
+    let mut synced = s.apps_synced.clone();
+    if synced.wait_for(|ready| *ready).await.is_err() {
         warn!("the Application cache went away before it synced");
         return;
     }
