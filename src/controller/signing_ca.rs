@@ -141,14 +141,7 @@ async fn ensure(client: &Client, settings: &Settings) {
         return error!("encoding the generated signing CA failed");
     };
     let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(SIGNING_CA_SECRET.into()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/name".into(),
-                "certpair".into(),
-            )])),
-            ..Default::default()
-        },
+        metadata: owned_meta(SIGNING_CA_SECRET),
         type_: Some("kubernetes.io/tls".into()),
         data: Some(BTreeMap::from([
             ("tls.crt".into(), ByteString(crt)),
@@ -215,14 +208,7 @@ async fn publish_bundle(
     chain_pem: &[u8],
 ) -> Result<(), kube::Error> {
     let bundle = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(CA_BUNDLE_CONFIGMAP.into()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/name".into(),
-                "certpair".into(),
-            )])),
-            ..Default::default()
-        },
+        metadata: owned_meta(CA_BUNDLE_CONFIGMAP),
         data: Some(BTreeMap::from([(
             CA_BUNDLE_KEY.into(),
             String::from_utf8_lossy(chain_pem).into_owned(),
@@ -240,4 +226,16 @@ async fn publish_bundle(
         )
         .await?;
     Ok(())
+}
+
+/// Metadata for an object certpair creates, labelled as certpair's.
+fn owned_meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/name".into(),
+            "certpair".into(),
+        )])),
+        ..Default::default()
+    }
 }
