@@ -6,13 +6,12 @@ mod support;
 
 use std::{process::Command, time::Duration};
 
-use certpair::api::DEFAULT_SIGNER_NAME;
 use k8s_openapi::api::{certificates::v1::CertificateSigningRequest, core::v1::ConfigMap};
 use kube::Api;
 use support::{
     Cluster,
-    csr::{Outcome, application, requester, submit, wait_outcome},
-    csr_pem, ec_key, run, stderr, unique, wait_for,
+    csr::{Outcome, application, request_certificate, requester, wait_outcome},
+    run, stderr, unique, wait_for,
 };
 
 fn pending(csr: &CertificateSigningRequest) -> bool {
@@ -33,39 +32,15 @@ async fn unmatched_requests_wait_for_a_person_or_an_application() {
     // Two requests for Applications that do not exist yet.
     let (later_app, manual_app) = (unique("later"), unique("manual"));
     let who = requester(&cluster, Some(&later_app)).await;
-    let later = unique("pending-later");
-    submit(
-        &who,
-        &later,
-        &csr_pem(&ec_key(), &later_app, &["Acme"]),
-        DEFAULT_SIGNER_NAME,
-        None,
-        dir.path(),
-    );
-    let manual = unique("pending-manual");
-    submit(
-        &who,
-        &manual,
-        &csr_pem(&ec_key(), &manual_app, &["Acme"]),
-        DEFAULT_SIGNER_NAME,
-        None,
-        dir.path(),
-    );
+    let later = request_certificate(&who, "pending-later", &later_app, dir.path());
+    let manual = request_certificate(&who, "pending-manual", &manual_app, dir.path());
 
     // Positive control: a matched request submitted afterwards is issued, so the controller
     // has already looked at the two above and left them pending.
     let known = unique("known");
     application(&cluster.client, &known, None).await;
     let who_known = requester(&cluster, Some(&known)).await;
-    let control = unique("pending-control");
-    submit(
-        &who_known,
-        &control,
-        &csr_pem(&ec_key(), &known, &["Acme"]),
-        DEFAULT_SIGNER_NAME,
-        None,
-        dir.path(),
-    );
+    let control = request_certificate(&who_known, "pending-control", &known, dir.path());
     assert!(
         matches!(
             wait_outcome(&cluster.client, &control).await,
@@ -198,15 +173,7 @@ async fn a_replaced_signing_ca_is_used_without_restart() {
     let app = unique("byo-app");
     application(&cluster.client, &app, None).await;
     let who = requester(&cluster, Some(&app)).await;
-    let name = unique("byo-csr");
-    submit(
-        &who,
-        &name,
-        &csr_pem(&ec_key(), &app, &["Acme"]),
-        DEFAULT_SIGNER_NAME,
-        None,
-        d,
-    );
+    let name = request_certificate(&who, "byo-csr", &app, d);
     let Outcome::Issued(chain) = wait_outcome(&cluster.client, &name).await else {
         panic!("not issued:\n{}", controller.logs());
     };

@@ -221,3 +221,19 @@ pub async fn wait_outcome(admin: &Client, name: &str) -> Outcome {
     .await;
     outcome(&csr).expect("an outcome")
 }
+
+/// Submits (with kubectl, as `who`) a fresh ECDSA P-256 request for `CN=<application>, O=Acme`
+/// to certpair's signer and returns the CSR's name.
+pub fn request_certificate(who: &Identity, prefix: &str, application: &str, dir: &Path) -> String {
+    let name = unique(prefix);
+    let pem = super::csr_pem(&super::ec_key(), application, &["Acme"]);
+    submit(
+        who,
+        &name,
+        &pem,
+        certpair::api::DEFAULT_SIGNER_NAME,
+        None,
+        dir,
+    );
+    name
+}
