@@ -84,6 +84,9 @@ pub struct ControllerArgs {
           value_parser = clap::value_parser!(u64).range(2..=300))]
     pub lease_duration_seconds: u64,
 
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+
     /// Concurrent CSR reconciliations.
     #[arg(long, env = "CERTPAIR_WORKERS", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -91,6 +94,57 @@ pub struct ControllerArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// The admission webhook and its self-managed certificates.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookArgs {
+    /// Serve the admission webhook over TLS on this address (e.g. 0.0.0.0:8443). Unset: no
+    /// webhook.
+    #[arg(long, env = "CERTPAIR_WEBHOOK_ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+
+    /// Name of the ValidatingWebhookConfiguration whose caBundle certpair keeps current.
+    #[arg(long, env = "CERTPAIR_WEBHOOK_CONFIG_NAME", default_value = "certpair")]
+    pub webhook_config_name: String,
+
+    /// DNS names in the serving certificate (comma-separated).
+    #[arg(
+        long,
+        env = "CERTPAIR_WEBHOOK_DNS_NAMES",
+        value_delimiter = ',',
+        default_value = "certpair-webhook.certpair-system.svc"
+    )]
+    pub webhook_dns_names: Vec<String>,
+
+    /// IP addresses in the serving certificate (comma-separated), e.g. 127.0.0.1 for a
+    /// webhook the apiserver reaches by URL.
+    #[arg(long, env = "CERTPAIR_WEBHOOK_IPS", value_delimiter = ',')]
+    pub webhook_ips: Vec<std::net::IpAddr>,
+
+    /// Validity of a generated webhook CA, in seconds (default one year).
+    #[arg(long, env = "CERTPAIR_WEBHOOK_CA_VALIDITY_SECONDS", default_value_t = 31_536_000,
+          value_parser = clap::value_parser!(u64).range(60..))]
+    pub webhook_ca_validity_seconds: u64,
+
+    /// Validity of a serving certificate, in seconds (default 90 days).
+    #[arg(long, env = "CERTPAIR_WEBHOOK_SERVING_VALIDITY_SECONDS", default_value_t = 7_776_000,
+          value_parser = clap::value_parser!(u64).range(60..))]
+    pub webhook_serving_validity_seconds: u64,
+
+    /// Renew a certificate this many seconds before it expires (default 30 days). Must be
+    /// shorter than both validities.
+    #[arg(
+        long,
+        env = "CERTPAIR_WEBHOOK_LOOK_AHEAD_SECONDS",
+        default_value_t = 2_592_000
+    )]
+    pub webhook_look_ahead_seconds: u64,
+
+    /// Seconds between periodic checks of the webhook certificates.
+    #[arg(long, env = "CERTPAIR_WEBHOOK_CHECK_INTERVAL_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_check_interval_seconds: u64,
 }
 
 /// Subject fields every request must carry unless its Application sets them itself.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot load a Kubernetes client configuration (set KUBECONFIG or run in a pod): {0}")]
-    Config(#[source] kube::config::InferConfigError),
+    KubeConfig(#[source] kube::config::InferConfigError),
 
     #[error("cannot build a Kubernetes client: {0}")]
     Client(#[source] kube::Error),
@@ -45,6 +45,9 @@ pub enum Error {
 
     #[error("cannot render the CRD as YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
+
+    #[error("invalid configuration: {0}")]
+    Config(String),
 
     #[error("leader election failed: {0}")]
     Lease(String),

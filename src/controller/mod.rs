@@ -6,6 +6,7 @@ pub mod app_status;
 pub mod csr;
 pub mod events;
 pub mod signing_ca;
+pub mod webhook_tls;
 
 use std::{sync::Arc, time::Duration};
 
@@ -54,6 +55,107 @@ struct LeaderSettings {
     /// True once the Application cache has its first full list.
     apps_synced: watch::Receiver<bool>,
     app_changes: watch::Receiver<()>,
+    /// Webhook certificate settings and check interval, when the webhook is on.
+    webhook: Option<(webhook_tls::Settings, Duration)>,
+}
+
+/// The webhook's configuration, checked once at start-up.
+struct WebhookPlan {
+    addr: std::net::SocketAddr,
+    settings: (webhook_tls::Settings, Duration),
+}
+
+impl WebhookPlan {
+    fn from_args(args: crate::cli::WebhookArgs, namespace: &str) -> Result<Option<Self>> {
+        let crate::cli::WebhookArgs {
+            webhook_addr,
+            webhook_config_name,
+            webhook_dns_names,
+            webhook_ips,
+            webhook_ca_validity_seconds,
+            webhook_serving_validity_seconds,
+            webhook_look_ahead_seconds,
+            webhook_check_interval_seconds,
+        } = args;
+        let Some(addr) = webhook_addr else {
+            return Ok(None);
+        };
+        // A look-ahead as long as a validity would renew that certificate on every check.
+        if webhook_look_ahead_seconds >= webhook_serving_validity_seconds
+            || webhook_look_ahead_seconds >= webhook_ca_validity_seconds
+        {
+            return Err(Error::Config(format!(
+                "--webhook-look-ahead-seconds ({webhook_look_ahead_seconds}) must be shorter than --webhook-serving-validity-seconds ({webhook_serving_validity_seconds}) and --webhook-ca-validity-seconds ({webhook_ca_validity_seconds})"
+            )));
+        }
+        let dns_names: Vec<String> = webhook_dns_names
+            .into_iter()
+            .filter(|d| !d.is_empty())
+            .collect();
+        if dns_names.is_empty() && webhook_ips.is_empty() {
+            return Err(Error::Config("the webhook serving certificate needs at least one of --webhook-dns-names or --webhook-ips".into()));
+        }
+        Ok(Some(Self {
+            addr,
+            settings: (
+                webhook_tls::Settings {
+                    namespace: namespace.to_owned(),
+                    config_name: webhook_config_name,
+                    dns_names,
+                    ips: webhook_ips,
+                    ca_validity: Duration::from_secs(webhook_ca_validity_seconds),
+                    serving_validity: Duration::from_secs(webhook_serving_validity_seconds),
+                    look_ahead: Duration::from_secs(webhook_look_ahead_seconds),
+                },
+                Duration::from_secs(webhook_check_interval_seconds),
+            ),
+        }))
+    }
+}
+
+/// Binds the TLS listener for admission reviews and starts loading its certificate.
+fn serve_webhook(
+    plan: &WebhookPlan,
+    client: Client,
+    signer_name: &str,
+    defaults: &Defaults,
+    apps: Store<Application>,
+    readiness: Arc<Readiness>,
+) -> Result<(
+    actix_web::dev::ServerHandle,
+    JoinHandle<std::io::Result<()>>,
+)> {
+    use kube::runtime::reflector::ObjectRef;
+    readiness.register(webhook_tls::WEBHOOK_CERTIFICATE);
+    let slot = Arc::new(crate::tls::CertSlot::default());
+    tokio::spawn(webhook_tls::serve_from_secret(
+        client,
+        plan.settings.0.namespace.clone(),
+        slot.clone(),
+        readiness,
+    ));
+    let state = actix_web::web::Data::new(crate::webhook::WebhookState {
+        signer_name: signer_name.to_owned(),
+        defaults: defaults.clone(),
+        applications: Arc::new(move |name: &str| {
+            apps.get(&ObjectRef::new(name)).map(|a| a.spec.clone())
+        }),
+    });
+    let acceptor =
+        crate::tls::acceptor(slot).map_err(|e| Error::Config(format!("TLS set-up failed: {e}")))?;
+    let addr = plan.addr;
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .configure(crate::webhook::configure)
+    })
+    .workers(2)
+    .disable_signals()
+    .bind_openssl(addr, acceptor)
+    .map_err(|source| Error::Bind { addr, source })?
+    .run();
+    info!(%addr, "serving the admission webhook over TLS");
+    Ok((server.handle(), tokio::spawn(server)))
 }
 
 pub async fn run(args: ControllerArgs) -> Result<()> {
@@ -69,10 +171,12 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         ca_validity_days,
         identity,
         lease_duration_seconds,
+        webhook,
         workers,
         log,
     } = args;
     telemetry::init_logging(&log)?;
+    let webhook = WebhookPlan::from_args(webhook, &namespace)?;
 
     let client = connect().await?;
 
@@ -91,6 +195,24 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     info!(%http_addr, "serving /healthz, /readyz and /metrics");
 
     let (apps, apps_writer) = reflector::store();
+    let defaults = Defaults {
+        subject: subject.into_requirements(),
+        default_lifetime: Duration::from_secs(default_expiration_seconds),
+        max_lifetime: Duration::from_secs(max_expiration_seconds),
+        unmatched,
+    };
+    // The admission webhook: every replica serves it with the certificate in its Secret.
+    let webhook_server = match &webhook {
+        Some(plan) => Some(serve_webhook(
+            plan,
+            client.clone(),
+            &signer_name,
+            &defaults,
+            apps.clone(),
+            readiness.clone(),
+        )?),
+        None => None,
+    };
     let (app_changed, app_changes) = watch::channel(());
     let (apps_synced_tx, apps_synced) = watch::channel(false);
     let identity = identity.unwrap_or_else(default_identity);
@@ -98,12 +220,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         client: client.clone(),
         namespace: namespace.clone(),
         signer_name,
-        defaults: Defaults {
-            subject: subject.into_requirements(),
-            default_lifetime: Duration::from_secs(default_expiration_seconds),
-            max_lifetime: Duration::from_secs(max_expiration_seconds),
-            unmatched,
-        },
+        defaults,
         generate_ca,
         ca_validity: Duration::from_secs(ca_validity_days * 86_400),
         workers,
@@ -112,6 +229,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         apps: apps.clone(),
         apps_synced,
         app_changes,
+        webhook: webhook.map(|p| p.settings),
     };
 
     let outcome = tokio::select! {
@@ -127,7 +245,11 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     // Dropping elect_and_lead's future aborted the leader's work; give the Lease back so a
     // standby takes over now rather than after the lease duration.
     release_lease(&client, &namespace, &identity).await;
-    // Graceful: finish in-flight probe and scrape requests before exiting.
+    // Graceful: stop accepting, finish in-flight admission reviews, probes and scrapes.
+    if let Some((handle, task)) = webhook_server {
+        handle.stop(true).await;
+        task.abort();
+    }
     http_handle.stop(true).await;
     info!("stopped");
     outcome
@@ -137,7 +259,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
 /// that the API server answers and serves `applications.certpair.dev`, so a misconfigured
 /// deployment fails at once with one line instead of retrying forever.
 pub async fn connect() -> Result<Client> {
-    let config = kube::Config::infer().await.map_err(Error::Config)?;
+    let config = kube::Config::infer().await.map_err(Error::KubeConfig)?;
     let url = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(Error::Client)?;
     let api: Api<Application> = Api::all(client.clone());
@@ -311,6 +433,16 @@ async fn lead(s: LeaderSettings) {
         ca.clone(),
         s.metrics.clone(),
     );
+    // Part of this term's work, so it stops with the term (a spawned task would outlive it).
+    let webhook_client = s.client.clone();
+    let webhook_task = async move {
+        match s.webhook.clone() {
+            Some((settings, interval)) => {
+                webhook_tls::run_leader(webhook_client, settings, interval).await
+            }
+            None => std::future::pending().await,
+        }
+    };
     let (issued_tx, issued_rx) = tokio::sync::mpsc::unbounded_channel();
     let status_task = app_status::run(s.client.clone(), s.apps.clone(), issued_rx);
     let ctx = Arc::new(csr::Context {
@@ -348,7 +480,7 @@ async fn lead(s: LeaderSettings) {
             futures::future::ready(())
         });
     info!(signer = %s.signer_name, "approving and signing");
-    tokio::join!(ca_task, status_task, controller);
+    tokio::join!(ca_task, status_task, controller, webhook_task);
 }
 
 /// Clears the Lease's holder if it is still us, so a standby need not wait for expiry.

@@ -1,0 +1,365 @@
+//! The webhook's own PKI: Secrets `certpair-webhook-ca` (`ca.crt`, `ca.key`) and
+//! `certpair-webhook-tls` (`tls.crt`, `tls.key`), and the `caBundle` injected into the
+//! ValidatingWebhookConfiguration. The leader repairs them; every replica serves whatever
+//! `certpair-webhook-tls` holds (see [`serve_from_secret`]).
+//!
+//! Not yet here (issue 4): CA rotation with old and new CA both in the bundle, Events on the
+//! webhook configuration, rotation metrics.
+
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    ByteString,
+    api::{admissionregistration::v1::ValidatingWebhookConfiguration, core::v1::Secret},
+};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use openssl::{
+    ec::{EcGroup, EcKey},
+    nid::Nid,
+    pkey::PKey,
+    x509::X509,
+};
+use tracing::{info, warn};
+
+use crate::{
+    api::FIELD_MANAGER,
+    pki::{authority::Authority, now_unix},
+    server::Readiness,
+    tls::{CertSlot, ServingIdentity},
+};
+
+pub const WEBHOOK_CA_SECRET: &str = "certpair-webhook-ca";
+pub const WEBHOOK_TLS_SECRET: &str = "certpair-webhook-tls";
+/// Readiness check: a valid serving certificate is loaded.
+pub const WEBHOOK_CERTIFICATE: &str = "webhook-certificate";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub namespace: String,
+    pub config_name: String,
+    pub dns_names: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub ca_validity: Duration,
+    pub serving_validity: Duration,
+    /// Renew what expires within this window.
+    pub look_ahead: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("certificate work failed: {0}")]
+    Pki(#[from] crate::pki::authority::AuthorityError),
+    #[error("OpenSSL failed: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+/// Why the leader changed something; also the log field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    CaMissing,
+    CaUnusable,
+    CaExpiring,
+    ServingMissing,
+    ServingUnusable,
+    ServingForeignCa,
+    ServingWrongNames,
+    ServingExpiring,
+    BundleInjected,
+}
+
+fn secret_value<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    secret.data.as_ref()?.get(key).map(|v| v.0.as_slice())
+}
+
+fn within(not_after: i64, look_ahead: Duration, now: i64) -> bool {
+    not_after - now <= look_ahead.as_secs() as i64
+}
+
+/// Leader: brings the CA Secret, the serving Secret and the injected bundle to a good state,
+/// changing only what is wrong. A drifted bundle is re-injected without touching any key.
+pub async fn reconcile(client: &Client, s: &Settings) -> Result<Vec<Repair>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
+    let now = now_unix();
+    let mut repairs = Vec::new();
+
+    // 1. The CA.
+    let existing_ca = secrets.get_opt(WEBHOOK_CA_SECRET).await?;
+    let loaded = existing_ca.as_ref().map(|secret| {
+        match (
+            secret_value(secret, "ca.crt"),
+            secret_value(secret, "ca.key"),
+        ) {
+            (Some(crt), Some(key)) => Authority::from_pem(crt, key).ok(),
+            _ => None,
+        }
+    });
+    let ca = match loaded {
+        Some(Some(ca)) if !within(ca.window().not_after, s.look_ahead, now) => ca,
+        other => {
+            repairs.push(match other {
+                None => Repair::CaMissing,
+                Some(None) => Repair::CaUnusable,
+                Some(Some(_)) => Repair::CaExpiring,
+            });
+            let ca = Authority::generate("certpair webhook CA", s.ca_validity, now)?;
+            let data = BTreeMap::from([
+                ("ca.crt".to_string(), ByteString(ca.chain_pem()?)),
+                ("ca.key".to_string(), ByteString(ca.key_pem()?)),
+            ]);
+            write_secret(&secrets, WEBHOOK_CA_SECRET, existing_ca, None, data).await?;
+            ca
+        }
+    };
+    let ca_pem = ca.chain_pem()?;
+
+    // 2. The bundle, before any new serving certificate is written, so that the apiserver
+    //    already trusts whatever the replicas load next.
+    if inject(client, &s.config_name, &ca_pem).await? {
+        repairs.push(Repair::BundleInjected);
+    }
+
+    // 3. The serving certificate.
+    let existing_tls = secrets.get_opt(WEBHOOK_TLS_SECRET).await?;
+    let verdict = match &existing_tls {
+        None => Some(Repair::ServingMissing),
+        Some(secret) => serving_problem(secret, &ca, s, now),
+    };
+    if let Some(problem) = verdict {
+        repairs.push(problem);
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+        let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+        let cn = s
+            .dns_names
+            .first()
+            .map(String::as_str)
+            .unwrap_or("certpair-webhook");
+        let issued = ca.issue_server(cn, &s.dns_names, &s.ips, &key, s.serving_validity, now)?;
+        let data = BTreeMap::from([
+            ("tls.crt".to_string(), ByteString(issued.chain_pem)),
+            (
+                "tls.key".to_string(),
+                ByteString(key.private_key_to_pem_pkcs8()?),
+            ),
+        ]);
+        write_secret(
+            &secrets,
+            WEBHOOK_TLS_SECRET,
+            existing_tls,
+            Some("kubernetes.io/tls"),
+            data,
+        )
+        .await?;
+    }
+    Ok(repairs)
+}
+
+/// What is wrong with a serving Secret, if anything.
+fn serving_problem(secret: &Secret, ca: &Authority, s: &Settings, now: i64) -> Option<Repair> {
+    let (Some(crt), Some(key)) = (
+        secret_value(secret, "tls.crt"),
+        secret_value(secret, "tls.key"),
+    ) else {
+        return Some(Repair::ServingUnusable);
+    };
+    let Ok(identity) = ServingIdentity::from_pem(crt, key) else {
+        return Some(Repair::ServingUnusable);
+    };
+    let leaf = identity.leaf();
+    let signed_by_ca = ca
+        .certificate()
+        .public_key()
+        .ok()
+        .and_then(|k| leaf.verify(&k).ok())
+        .unwrap_or(false);
+    if !signed_by_ca {
+        return Some(Repair::ServingForeignCa);
+    }
+    if !names_match(leaf, s) {
+        return Some(Repair::ServingWrongNames);
+    }
+    match crate::pki::authority::unix(leaf.not_after()) {
+        Ok(not_after) if !within(not_after, s.look_ahead, now) => None,
+        _ => Some(Repair::ServingExpiring),
+    }
+}
+
+fn names_match(leaf: &X509, s: &Settings) -> bool {
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    for name in leaf.subject_alt_names().into_iter().flatten() {
+        if let Some(d) = name.dnsname() {
+            dns.push(d.to_owned());
+        } else if let Some(ip) = name.ipaddress() {
+            match ip.len() {
+                4 => ips.push(IpAddr::from(<[u8; 4]>::try_from(ip).unwrap_or_default())),
+                16 => ips.push(IpAddr::from(<[u8; 16]>::try_from(ip).unwrap_or_default())),
+                _ => return false,
+            }
+        }
+    }
+    let mut want_dns = s.dns_names.clone();
+    let mut want_ips = s.ips.clone();
+    dns.sort();
+    ips.sort();
+    want_dns.sort();
+    want_ips.sort();
+    dns == want_dns && ips == want_ips
+}
+
+async fn write_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    existing: Option<Secret>,
+    type_: Option<&str>,
+    data: BTreeMap<String, ByteString>,
+) -> Result<(), kube::Error> {
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match existing {
+        // Replace with the resourceVersion read above: a concurrent writer makes this conflict
+        // instead of being overwritten; the next pass sees their version.
+        Some(mut secret) => {
+            secret.data = Some(data);
+            secret.string_data = None;
+            secrets.replace(name, &pp, &secret).await?;
+        }
+        None => {
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    labels: Some(BTreeMap::from([(
+                        "app.kubernetes.io/name".into(),
+                        "certpair".into(),
+                    )])),
+                    ..Default::default()
+                },
+                type_: type_.map(str::to_owned),
+                data: Some(data),
+                ..Default::default()
+            };
+            secrets.create(&pp, &secret).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets `caBundle` on every webhook of the configuration; returns whether anything changed.
+/// A missing configuration is not an error: there is nothing to inject into yet.
+async fn inject(client: &Client, config_name: &str, ca_pem: &[u8]) -> Result<bool, kube::Error> {
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let Some(mut config) = configs.get_opt(config_name).await? else {
+        warn!(config = %config_name, "ValidatingWebhookConfiguration not found; nothing to inject into");
+        return Ok(false);
+    };
+    let mut changed = false;
+    for webhook in config.webhooks.iter_mut().flatten() {
+        if webhook
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .map(|b| b.0.as_slice())
+            != Some(ca_pem)
+        {
+            webhook.client_config.ca_bundle = Some(ByteString(ca_pem.to_vec()));
+            changed = true;
+        }
+    }
+    if changed {
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        configs.replace(config_name, &pp, &config).await?;
+    }
+    Ok(changed)
+}
+
+/// Leader loop: reconcile at start, on every change to the two Secrets or the webhook
+/// configuration, and every `interval`.
+pub async fn run_leader(client: Client, s: Settings, interval: Duration) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let ca_events = watcher(
+        secrets.clone(),
+        watcher::Config::default().fields(&format!("metadata.name={WEBHOOK_CA_SECRET}")),
+    )
+    .default_backoff()
+    .map(|_| ());
+    let tls_events = watcher(
+        secrets,
+        watcher::Config::default().fields(&format!("metadata.name={WEBHOOK_TLS_SECRET}")),
+    )
+    .default_backoff()
+    .map(|_| ());
+    let config_events = watcher(
+        configs,
+        watcher::Config::default().fields(&format!("metadata.name={}", s.config_name)),
+    )
+    .default_backoff()
+    .map(|_| ());
+    let ticks = futures::stream::unfold(tokio::time::interval(interval), |mut i| async move {
+        i.tick().await;
+        Some(((), i))
+    });
+    let mut triggers = futures::stream::select_all([
+        ca_events.boxed(),
+        tls_events.boxed(),
+        config_events.boxed(),
+        ticks.boxed(),
+    ]);
+    while triggers.next().await.is_some() {
+        match reconcile(&client, &s).await {
+            Ok(repairs) if repairs.is_empty() => {}
+            Ok(repairs) => info!(?repairs, "webhook certificates repaired"),
+            Err(e) => {
+                warn!(error = %e, "reconciling webhook certificates failed; retrying on the next trigger")
+            }
+        }
+    }
+}
+
+/// Every replica: load `certpair-webhook-tls` into `slot` whenever it changes; readiness
+/// follows whether a valid certificate is loaded.
+pub async fn serve_from_secret(
+    client: Client,
+    namespace: String,
+    slot: Arc<CertSlot>,
+    readiness: Arc<Readiness>,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client, &namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={WEBHOOK_TLS_SECRET}"));
+    let mut secrets = watcher(secrets, config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    while let Some(event) = secrets.next().await {
+        match event {
+            Ok(secret) => match (
+                secret_value(&secret, "tls.crt"),
+                secret_value(&secret, "tls.key"),
+            ) {
+                (Some(crt), Some(key)) => match ServingIdentity::from_pem(crt, key) {
+                    Ok(identity) => {
+                        slot.set(identity);
+                        readiness.set(WEBHOOK_CERTIFICATE, true);
+                        info!("webhook serving certificate loaded");
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "webhook serving Secret is unusable; keeping the current certificate")
+                    }
+                },
+                _ => warn!("webhook serving Secret lacks tls.crt or tls.key"),
+            },
+            Err(e) => warn!(error = %e, "watching the webhook serving Secret failed; retrying"),
+        }
+    }
+}
