@@ -175,4 +175,164 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         "{}",
         stderr(&out)
     );
+
+    // Repairs. After each, admission must work again (retried briefly: replicas pick up a new
+    // serving certificate within moments, and the CA overlap in the bundle is not built yet).
+    let admitted = |label: &'static str| {
+        let apply = &apply;
+        let good = good.clone();
+        async move {
+            let mut last = String::new();
+            for _ in 0..100 {
+                let out = apply(&unique(label), &good);
+                if out.status.success() {
+                    return;
+                }
+                last = stderr(&out);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("admission did not recover after {label}: {last}");
+        }
+    };
+    let bundle = |c: &ValidatingWebhookConfiguration| {
+        c.webhooks
+            .as_ref()
+            .and_then(|w| w[0].client_config.ca_bundle.clone())
+            .map(|b| b.0)
+            .unwrap_or_default()
+    };
+    let ca_before = secrets
+        .get("certpair-webhook-ca")
+        .await
+        .expect("CA")
+        .data
+        .expect("data")["ca.crt"]
+        .0
+        .clone();
+
+    // 1. Garbage in caBundle: re-injected, CA unchanged (no key churn).
+    let mut config = configs.get(CONFIG).await.expect("config");
+    for w in config.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = Some(k8s_openapi::ByteString(b"garbage".to_vec()));
+    }
+    configs
+        .replace(CONFIG, &Default::default(), &config)
+        .await
+        .expect("write garbage");
+    let ca_pem = ca_before.clone();
+    wait_for(
+        &configs,
+        CONFIG,
+        "caBundle re-injected",
+        Duration::from_secs(30),
+        move |c: Option<&ValidatingWebhookConfiguration>| c.is_some_and(|c| bundle(c) == ca_pem),
+    )
+    .await;
+    let ca_after = secrets
+        .get("certpair-webhook-ca")
+        .await
+        .expect("CA")
+        .data
+        .expect("data")["ca.crt"]
+        .0
+        .clone();
+    assert_eq!(
+        ca_before, ca_after,
+        "a drifted bundle must not regenerate the CA"
+    );
+    admitted("after-drift").await;
+
+    // 2. Serving Secret deleted: re-issued from the same CA.
+    let tls_uid = secrets
+        .get("certpair-webhook-tls")
+        .await
+        .expect("tls")
+        .metadata
+        .uid
+        .expect("uid");
+    secrets
+        .delete("certpair-webhook-tls", &DeleteParams::default())
+        .await
+        .expect("delete tls");
+    wait_for(
+        &secrets,
+        "certpair-webhook-tls",
+        "serving Secret re-issued",
+        Duration::from_secs(30),
+        move |s: Option<&Secret>| {
+            s.is_some_and(|s| s.metadata.uid.as_deref() != Some(tls_uid.as_str()))
+        },
+    )
+    .await;
+    admitted("after-tls-delete").await;
+
+    // 3. Serving Secret replaced by a certificate from a foreign CA: re-issued.
+    let foreign = certpair::pki::authority::Authority::generate(
+        "foreign",
+        Duration::from_secs(3600),
+        certpair::pki::now_unix(),
+    )
+    .expect("CA");
+    let key = ec_key();
+    let issued = foreign
+        .issue_server(
+            "localhost",
+            &["localhost".into()],
+            &["127.0.0.1".parse().expect("ip")],
+            &key,
+            Duration::from_secs(3600),
+            certpair::pki::now_unix(),
+        )
+        .expect("issued");
+    let mut tls = secrets.get("certpair-webhook-tls").await.expect("tls");
+    let foreign_crt = issued.chain_pem.clone();
+    tls.data = Some(
+        [
+            (
+                "tls.crt".to_string(),
+                k8s_openapi::ByteString(foreign_crt.clone()),
+            ),
+            (
+                "tls.key".to_string(),
+                k8s_openapi::ByteString(key.private_key_to_pem_pkcs8().expect("pem")),
+            ),
+        ]
+        .into(),
+    );
+    secrets
+        .replace("certpair-webhook-tls", &Default::default(), &tls)
+        .await
+        .expect("write foreign");
+    wait_for(
+        &secrets,
+        "certpair-webhook-tls",
+        "foreign certificate replaced",
+        Duration::from_secs(30),
+        move |s: Option<&Secret>| {
+            s.and_then(|s| s.data.as_ref())
+                .and_then(|d| d.get("tls.crt"))
+                .is_some_and(|c| c.0 != foreign_crt)
+        },
+    )
+    .await;
+    admitted("after-foreign").await;
+
+    // 4. CA Secret deleted: a new CA, re-injected, serving certificate re-issued from it.
+    secrets
+        .delete("certpair-webhook-ca", &DeleteParams::default())
+        .await
+        .expect("delete CA");
+    let old_ca = ca_before.clone();
+    wait_for(
+        &configs,
+        CONFIG,
+        "new CA injected",
+        Duration::from_secs(30),
+        move |c: Option<&ValidatingWebhookConfiguration>| {
+            c.is_some_and(|c| !bundle(c).is_empty() && bundle(c) != old_ca)
+        },
+    )
+    .await;
+    admitted("after-ca-delete").await;
+    drop(controller);
 }
