@@ -131,6 +131,7 @@ fn serve_webhook(
     tokio::spawn(webhook_tls::serve_from_secret(
         client,
         plan.settings.0.namespace.clone(),
+        plan.settings.0.config_name.clone(),
         slot.clone(),
         readiness,
     ));

@@ -3,8 +3,7 @@
 //! ValidatingWebhookConfiguration. The leader repairs them; every replica serves whatever
 //! `certpair-webhook-tls` holds (see [`serve_from_secret`]).
 //!
-//! Not yet here (issue 4): CA rotation with old and new CA both in the bundle, Events on the
-//! webhook configuration, rotation metrics.
+//! Not yet here (issue 4): Events on the webhook configuration, rotation metrics.
 
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc, time::Duration};
 
@@ -35,7 +34,9 @@ use crate::{
 
 pub const WEBHOOK_CA_SECRET: &str = "certpair-webhook-ca";
 pub const WEBHOOK_TLS_SECRET: &str = "certpair-webhook-tls";
-/// Readiness check: a valid serving certificate is loaded.
+/// Common name of every webhook CA certpair generates; earlier ones are recognised by it.
+const WEBHOOK_CA_NAME: &str = "certpair webhook CA";
+/// Readiness check: a serving certificate is loaded and the injected bundle trusts it.
 pub const WEBHOOK_CERTIFICATE: &str = "webhook-certificate";
 
 #[derive(Debug, Clone)]
@@ -108,7 +109,7 @@ pub async fn reconcile(client: &Client, s: &Settings) -> Result<Vec<Repair>, Err
                 Some(None) => Repair::CaUnusable,
                 Some(Some(_)) => Repair::CaExpiring,
             });
-            let ca = Authority::generate("certpair webhook CA", s.ca_validity, now)?;
+            let ca = Authority::generate(WEBHOOK_CA_NAME, s.ca_validity, now)?;
             let data = BTreeMap::from([
                 ("ca.crt".to_string(), ByteString(ca.chain_pem()?)),
                 ("ca.key".to_string(), ByteString(ca.key_pem()?)),
@@ -117,11 +118,9 @@ pub async fn reconcile(client: &Client, s: &Settings) -> Result<Vec<Repair>, Err
             ca
         }
     };
-    let ca_pem = ca.chain_pem()?;
-
     // 2. The bundle, before any new serving certificate is written, so that the apiserver
     //    already trusts whatever the replicas load next.
-    if inject(client, &s.config_name, &ca_pem).await? {
+    if inject(client, &s.config_name, ca.certificate(), now).await? {
         repairs.push(Repair::BundleInjected);
     }
 
@@ -252,9 +251,32 @@ async fn write_secret(
     Ok(())
 }
 
+/// The bundle to inject: the current CA first, then every earlier certpair webhook CA found
+/// in the bundle now injected that is still valid. Keeping those is what makes a CA change
+/// safe: replicas still serving a certificate from the old CA stay trusted until it expires.
+/// Anything unparsable or expired (e.g. garbage written into caBundle) is dropped.
+fn desired_bundle(current_ca: &X509, injected: Option<&[u8]>, now: i64) -> Result<Vec<u8>, Error> {
+    let mut out = current_ca.to_pem()?;
+    let current_der = current_ca.to_der()?;
+    let earlier = injected
+        .and_then(|pem| X509::stack_from_pem(pem).ok())
+        .unwrap_or_default();
+    for cert in earlier {
+        let still_valid = crate::pki::authority::unix(cert.not_after()).is_ok_and(|t| t > now);
+        let ours = cert
+            .subject_name()
+            .entries_by_nid(Nid::COMMONNAME)
+            .any(|e| e.data().as_slice() == WEBHOOK_CA_NAME.as_bytes());
+        if still_valid && ours && cert.to_der()? != current_der {
+            out.extend(cert.to_pem()?);
+        }
+    }
+    Ok(out)
+}
+
 /// Sets `caBundle` on every webhook of the configuration; returns whether anything changed.
 /// A missing configuration is not an error: there is nothing to inject into yet.
-async fn inject(client: &Client, config_name: &str, ca_pem: &[u8]) -> Result<bool, kube::Error> {
+async fn inject(client: &Client, config_name: &str, ca: &X509, now: i64) -> Result<bool, Error> {
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let Some(mut config) = configs.get_opt(config_name).await? else {
         warn!(config = %config_name, "ValidatingWebhookConfiguration not found; nothing to inject into");
@@ -262,14 +284,14 @@ async fn inject(client: &Client, config_name: &str, ca_pem: &[u8]) -> Result<boo
     };
     let mut changed = false;
     for webhook in config.webhooks.iter_mut().flatten() {
-        if webhook
+        let injected = webhook
             .client_config
             .ca_bundle
             .as_ref()
-            .map(|b| b.0.as_slice())
-            != Some(ca_pem)
-        {
-            webhook.client_config.ca_bundle = Some(ByteString(ca_pem.to_vec()));
+            .map(|b| b.0.as_slice());
+        let desired = desired_bundle(ca, injected, now)?;
+        if injected != Some(desired.as_slice()) {
+            webhook.client_config.ca_bundle = Some(ByteString(desired));
             changed = true;
         }
     }
@@ -327,30 +349,47 @@ pub async fn run_leader(client: Client, s: Settings, interval: Duration) {
     }
 }
 
-/// Every replica: load `certpair-webhook-tls` into `slot` whenever it changes; readiness
-/// follows whether a valid certificate is loaded.
+/// Every replica: load `certpair-webhook-tls` into `slot` whenever it changes. Ready only
+/// while the loaded certificate is trusted by the bundle injected into the webhook
+/// configuration, i.e. while the apiserver can actually call this replica.
 pub async fn serve_from_secret(
     client: Client,
     namespace: String,
+    config_name: String,
     slot: Arc<CertSlot>,
     readiness: Arc<Readiness>,
 ) {
-    let secrets: Api<Secret> = Api::namespaced(client, &namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={WEBHOOK_TLS_SECRET}"));
-    let mut secrets = watcher(secrets, config)
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    while let Some(event) = secrets.next().await {
-        match event {
-            Ok(secret) => match (
+    enum Change {
+        Serving(Result<Secret, watcher::Error>),
+        Config(Result<ValidatingWebhookConfiguration, watcher::Error>),
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client);
+    let serving = watcher(
+        secrets,
+        watcher::Config::default().fields(&format!("metadata.name={WEBHOOK_TLS_SECRET}")),
+    )
+    .default_backoff()
+    .applied_objects()
+    .map(Change::Serving);
+    let config = watcher(
+        configs,
+        watcher::Config::default().fields(&format!("metadata.name={config_name}")),
+    )
+    .default_backoff()
+    .applied_objects()
+    .map(Change::Config);
+    let mut changes = futures::stream::select(serving.boxed(), config.boxed());
+    let mut bundle: Vec<X509> = Vec::new();
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Serving(Ok(secret)) => match (
                 secret_value(&secret, "tls.crt"),
                 secret_value(&secret, "tls.key"),
             ) {
                 (Some(crt), Some(key)) => match ServingIdentity::from_pem(crt, key) {
                     Ok(identity) => {
                         slot.set(identity);
-                        readiness.set(WEBHOOK_CERTIFICATE, true);
                         info!("webhook serving certificate loaded");
                     }
                     Err(e) => {
@@ -359,7 +398,77 @@ pub async fn serve_from_secret(
                 },
                 _ => warn!("webhook serving Secret lacks tls.crt or tls.key"),
             },
-            Err(e) => warn!(error = %e, "watching the webhook serving Secret failed; retrying"),
+            Change::Config(Ok(config)) => {
+                bundle = config
+                    .webhooks
+                    .iter()
+                    .flatten()
+                    .filter_map(|w| w.client_config.ca_bundle.as_ref())
+                    .flat_map(|b| X509::stack_from_pem(&b.0).unwrap_or_default())
+                    .collect();
+            }
+            Change::Serving(Err(e)) | Change::Config(Err(e)) => {
+                warn!(error = %e, "watching the webhook Secret or configuration failed; retrying");
+            }
         }
+        let trusted = slot.get().is_some_and(|identity| {
+            bundle.iter().any(|ca| {
+                ca.public_key()
+                    .ok()
+                    .and_then(|k| identity.leaf().verify(&k).ok())
+                    .unwrap_or(false)
+            })
+        });
+        readiness.set(WEBHOOK_CERTIFICATE, trusted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca(name: &str, validity: u64, now: i64) -> X509 {
+        Authority::generate(name, Duration::from_secs(validity), now)
+            .expect("CA")
+            .certificate()
+            .clone()
+    }
+
+    #[test]
+    fn bundle_keeps_earlier_valid_webhook_cas_and_drops_the_rest() {
+        let now = now_unix();
+        let current = ca(WEBHOOK_CA_NAME, 3600, now);
+        let earlier = ca(WEBHOOK_CA_NAME, 3600, now - 60);
+        let expired = ca(WEBHOOK_CA_NAME, 100, now - 1000);
+        let foreign = ca("someone else", 3600, now);
+        let count = |pem: &[u8]| X509::stack_from_pem(pem).expect("pem").len();
+
+        // From nothing, and from garbage: just the current CA.
+        assert_eq!(
+            desired_bundle(&current, None, now).expect("bundle"),
+            current.to_pem().expect("pem")
+        );
+        assert_eq!(
+            count(&desired_bundle(&current, Some(b"garbage"), now).expect("bundle")),
+            1
+        );
+
+        // After a change of CA the earlier one stays while valid; expired and foreign ones go.
+        let injected: Vec<u8> = [&earlier, &expired, &foreign, &current]
+            .iter()
+            .flat_map(|c| c.to_pem().expect("pem"))
+            .collect();
+        let bundle = desired_bundle(&current, Some(&injected), now).expect("bundle");
+        let certs = X509::stack_from_pem(&bundle).expect("pem");
+        assert_eq!(certs.len(), 2, "current + earlier");
+        assert_eq!(
+            certs[0].to_der().expect("der"),
+            current.to_der().expect("der"),
+            "current first"
+        );
+        assert_eq!(
+            certs[1].to_der().expect("der"),
+            earlier.to_der().expect("der")
+        );
     }
 }

@@ -1,0 +1,192 @@
+//! Webhook certificates rotate under load with zero failed admission calls. Lifetimes are
+//! shortened by flags (CA 3 min, serving 1 min, renewed 25 s before expiry) and a client sends
+//! dry-run CSR creations through the real apiserver (which calls the webhook) for about 3.5
+//! minutes: across several serving rotations and one CA rotation. Its own binary: it owns the
+//! webhook configuration while it runs.
+
+mod support;
+
+use std::{collections::HashSet, time::Duration};
+
+use certpair::api::DEFAULT_SIGNER_NAME;
+use k8s_openapi::{
+    ByteString,
+    api::{
+        certificates::v1::{CertificateSigningRequest, CertificateSigningRequestSpec},
+        core::v1::Secret,
+    },
+};
+use kube::{
+    Api,
+    api::{DeleteParams, ObjectMeta, PostParams},
+};
+use openssl::{
+    ssl::{SslConnector, SslMethod, SslVerifyMode},
+    x509::X509,
+};
+use support::{Cluster, csr_pem, ec_key, run, stderr, unique};
+
+const CONFIG: &str = "certpair";
+
+struct RemoveConfig(std::path::PathBuf);
+
+impl Drop for RemoveConfig {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(support::kubectl_path())
+            .arg("--kubeconfig")
+            .arg(&self.0)
+            .args([
+                "delete",
+                "validatingwebhookconfiguration",
+                CONFIG,
+                "--ignore-not-found",
+            ])
+            .output();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// DER of the leaf a TLS server on 127.0.0.1:port presents (no verification: we compare it).
+fn served_leaf(port: u16) -> Option<Vec<u8>> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).ok()?;
+    b.set_verify(SslVerifyMode::NONE);
+    let mut config = b.build().configure().ok()?;
+    config.set_use_server_name_indication(false);
+    config.set_verify_hostname(false);
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let stream = config.connect("127.0.0.1", tcp).ok()?;
+    stream.ssl().peer_certificate()?.to_der().ok()
+}
+
+fn secret_cert(secret: &Secret, key: &str) -> Vec<u8> {
+    let pem = &secret.data.as_ref().expect("data")[key].0;
+    X509::stack_from_pem(pem).expect("pem")[0]
+        .to_der()
+        .expect("der")
+}
+
+#[tokio::test]
+async fn rotations_under_load_fail_no_admission_call() {
+    let cluster = Cluster::connect().await;
+    cluster.install_manifests().await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "certpair-system");
+    for name in ["certpair-webhook-ca", "certpair-webhook-tls"] {
+        let _ = secrets.delete(name, &DeleteParams::default()).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let _cleanup = RemoveConfig(cluster.kubeconfig.clone());
+    let config = format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {CONFIG}\nwebhooks:\n  - name: csr.certpair.dev\n    clientConfig:\n      url: https://127.0.0.1:{port_a}/validate/certificatesigningrequests\n    rules:\n      - apiGroups: [certificates.k8s.io]\n        apiVersions: [v1]\n        operations: [CREATE]\n        resources: [certificatesigningrequests]\n    matchConditions:\n      - name: certpair-signer-only\n        expression: object.spec.signerName == '{DEFAULT_SIGNER_NAME}'\n    failurePolicy: Fail\n    sideEffects: None\n    timeoutSeconds: 5\n    admissionReviewVersions: [v1]\n"
+    );
+    std::fs::write(dir.path().join("webhook.yaml"), config).expect("write");
+    let out = run(cluster
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(dir.path().join("webhook.yaml")));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let flags = |port: u16| {
+        vec![
+            "--webhook-addr".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--webhook-ips=127.0.0.1".into(),
+            "--webhook-dns-names=localhost".into(),
+            "--webhook-ca-validity-seconds=180".into(),
+            "--webhook-serving-validity-seconds=60".into(),
+            "--webhook-look-ahead-seconds=25".into(),
+            "--webhook-check-interval-seconds=2".into(),
+        ]
+    };
+    let (flags_a, flags_b) = (flags(port_a), flags(port_b));
+    let a = cluster
+        .start_controller(&flags_a.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let b = cluster
+        .start_controller(&flags_b.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+
+    // Admission calls through the apiserver: dry-run creations, so nothing is stored.
+    let csrs: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
+    let pem = csr_pem(&ec_key(), "rotation-load", &["Acme"]);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let (mut sent, mut failed) = (0u32, Vec::new());
+    let mut serving_seen = HashSet::new();
+    let mut ca_seen = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(210);
+    while tokio::time::Instant::now() < deadline {
+        let csr = CertificateSigningRequest {
+            metadata: ObjectMeta {
+                name: Some(unique("rotation")),
+                ..Default::default()
+            },
+            spec: CertificateSigningRequestSpec {
+                request: ByteString(pem.clone()),
+                signer_name: DEFAULT_SIGNER_NAME.into(),
+                usages: Some(vec!["digital signature".into(), "client auth".into()]),
+                ..Default::default()
+            },
+            status: None,
+        };
+        sent += 1;
+        if let Err(e) = csrs.create(&dry_run, &csr).await {
+            failed.push(e.to_string());
+        }
+        if sent % 10 == 0 {
+            if let Ok(s) = secrets.get("certpair-webhook-tls").await {
+                serving_seen.insert(secret_cert(&s, "tls.crt"));
+            }
+            if let Ok(s) = secrets.get("certpair-webhook-ca").await {
+                ca_seen.insert(secret_cert(&s, "ca.crt"));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "sent {sent} admission requests; {} failed; {} serving certificates and {} CAs seen",
+        failed.len(),
+        serving_seen.len(),
+        ca_seen.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "failed admission calls: {:?}\n{}",
+        &failed[..failed.len().min(5)],
+        a.logs()
+    );
+    assert!(
+        serving_seen.len() >= 3,
+        "expected at least two serving rotations, saw {} certificates",
+        serving_seen.len()
+    );
+    assert!(
+        ca_seen.len() >= 2,
+        "expected a CA rotation, saw {} CAs",
+        ca_seen.len()
+    );
+
+    // Both replicas serve the Secret's current certificate, leader or not.
+    let current = secret_cert(
+        &secrets.get("certpair-webhook-tls").await.expect("tls"),
+        "tls.crt",
+    );
+    for (port, who) in [(port_a, &a), (port_b, &b)] {
+        let served = support::poll(
+            "the replica to serve the current certificate",
+            Duration::from_secs(15),
+            || served_leaf(port).filter(|der| *der == current),
+        )
+        .await;
+        assert_eq!(served, current, "{}", who.logs());
+    }
+}
