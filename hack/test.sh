@@ -43,4 +43,4 @@ cleanup() {
 trap cleanup EXIT
 eval "$(hack/control-plane.sh up)"
 export PATH="$root/hack/bin:$PATH"
-cargo test --locked --test '*'
+cargo test --locked --test '*' -- --show-output

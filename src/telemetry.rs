@@ -79,6 +79,9 @@ pub struct Metrics {
     pub ca_not_after: Gauge,
     pub leader: Gauge,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub webhook_repairs: Family<ErrorLabels, Counter>,
+    pub webhook_ca_not_after: Gauge,
+    pub webhook_serving_not_after: Gauge,
 }
 
 impl Metrics {
@@ -137,9 +140,30 @@ impl Metrics {
             "Failed CSR reconciliations by error kind",
             reconcile_errors.clone(),
         );
+        let webhook_repairs = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "webhook_certificate_repairs",
+            "Changes to the webhook CA, serving certificate or injected bundle, by cause",
+            webhook_repairs.clone(),
+        );
+        let webhook_ca_not_after = Gauge::default();
+        registry.register(
+            "webhook_ca_expiry_timestamp_seconds",
+            "NotAfter of the webhook CA, Unix time (leader only)",
+            webhook_ca_not_after.clone(),
+        );
+        let webhook_serving_not_after = Gauge::default();
+        registry.register(
+            "webhook_serving_expiry_timestamp_seconds",
+            "NotAfter of the webhook serving certificate, Unix time (leader only)",
+            webhook_serving_not_after.clone(),
+        );
         Self {
             registry,
             applications,
+            webhook_repairs,
+            webhook_ca_not_after,
+            webhook_serving_not_after,
             decisions,
             issued,
             signing_seconds,

@@ -334,5 +334,38 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
     )
     .await;
     admitted("after-ca-delete").await;
+
+    // Each repair is counted by cause and reported as an Event on the webhook configuration.
+    for cause in [
+        "bundle_injected",
+        "serving_missing",
+        "serving_foreign_ca",
+        "ca_missing",
+    ] {
+        controller
+            .wait_metric(&format!(
+                r#"certpair_webhook_certificate_repairs_total{{kind="{cause}"}}"#
+            ))
+            .await;
+    }
+    support::poll(
+        "Events on the webhook configuration",
+        Duration::from_secs(15),
+        || {
+            let out = run(cluster.kubectl().args([
+                "get",
+                "events.events.k8s.io",
+                "-n",
+                "default",
+                "--field-selector",
+                &format!("regarding.name={CONFIG}"),
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ]));
+            let reasons = String::from_utf8_lossy(&out.stdout).to_string();
+            (reasons.contains("CABundleInjected") && reasons.contains("CARotated")).then_some(())
+        },
+    )
+    .await;
     drop(controller);
 }

@@ -436,10 +436,19 @@ async fn lead(s: LeaderSettings) {
     );
     // Part of this term's work, so it stops with the term (a spawned task would outlive it).
     let webhook_client = s.client.clone();
+    let webhook_metrics = s.metrics.clone();
+    let webhook_events = events::Publisher::new(s.client.clone(), s.identity.clone());
     let webhook_task = async move {
         match s.webhook.clone() {
             Some((settings, interval)) => {
-                webhook_tls::run_leader(webhook_client, settings, interval).await
+                webhook_tls::run_leader(
+                    webhook_client,
+                    settings,
+                    interval,
+                    webhook_metrics,
+                    webhook_events,
+                )
+                .await
             }
             None => std::future::pending().await,
         }

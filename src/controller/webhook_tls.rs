@@ -3,7 +3,6 @@
 //! ValidatingWebhookConfiguration. The leader repairs them; every replica serves whatever
 //! `certpair-webhook-tls` holds (see [`serve_from_secret`]).
 //!
-//! Not yet here (issue 4): Events on the webhook configuration, rotation metrics.
 
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc, time::Duration};
 
@@ -61,7 +60,7 @@ pub enum Error {
     OpenSsl(#[from] openssl::error::ErrorStack),
 }
 
-/// Why the leader changed something; also the log field.
+/// Why the leader changed something: log field, metric label and Event note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repair {
     CaMissing,
@@ -75,6 +74,30 @@ pub enum Repair {
     BundleInjected,
 }
 
+impl Repair {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CaMissing => "ca_missing",
+            Self::CaUnusable => "ca_unusable",
+            Self::CaExpiring => "ca_expiring",
+            Self::ServingMissing => "serving_missing",
+            Self::ServingUnusable => "serving_unusable",
+            Self::ServingForeignCa => "serving_foreign_ca",
+            Self::ServingWrongNames => "serving_wrong_names",
+            Self::ServingExpiring => "serving_expiring",
+            Self::BundleInjected => "bundle_injected",
+        }
+    }
+}
+
+/// What a pass did and the resulting expiry times.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub repairs: Vec<Repair>,
+    pub ca_not_after: i64,
+    pub serving_not_after: Option<i64>,
+}
+
 fn secret_value<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
     secret.data.as_ref()?.get(key).map(|v| v.0.as_slice())
 }
@@ -85,7 +108,7 @@ fn within(not_after: i64, look_ahead: Duration, now: i64) -> bool {
 
 /// Leader: brings the CA Secret, the serving Secret and the injected bundle to a good state,
 /// changing only what is wrong. A drifted bundle is re-injected without touching any key.
-pub async fn reconcile(client: &Client, s: &Settings) -> Result<Vec<Repair>, Error> {
+pub async fn reconcile(client: &Client, s: &Settings) -> Result<Pass, Error> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
     let now = now_unix();
     let mut repairs = Vec::new();
@@ -130,6 +153,11 @@ pub async fn reconcile(client: &Client, s: &Settings) -> Result<Vec<Repair>, Err
         None => Some(Repair::ServingMissing),
         Some(secret) => serving_problem(secret, &ca, s, now),
     };
+    let mut serving_not_after = existing_tls
+        .as_ref()
+        .and_then(|secret| secret_value(secret, "tls.crt"))
+        .and_then(|crt| X509::from_pem(crt).ok())
+        .and_then(|leaf| crate::pki::authority::unix(leaf.not_after()).ok());
     if let Some(problem) = verdict {
         repairs.push(problem);
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
@@ -140,6 +168,7 @@ pub async fn reconcile(client: &Client, s: &Settings) -> Result<Vec<Repair>, Err
             .map(String::as_str)
             .unwrap_or("certpair-webhook");
         let issued = ca.issue_server(cn, &s.dns_names, &s.ips, &key, s.serving_validity, now)?;
+        serving_not_after = Some(issued.not_after);
         let data = BTreeMap::from([
             ("tls.crt".to_string(), ByteString(issued.chain_pem)),
             (
@@ -156,7 +185,11 @@ pub async fn reconcile(client: &Client, s: &Settings) -> Result<Vec<Repair>, Err
         )
         .await?;
     }
-    Ok(repairs)
+    Ok(Pass {
+        repairs,
+        ca_not_after: ca.window().not_after,
+        serving_not_after,
+    })
 }
 
 /// What is wrong with a serving Secret, if anything.
@@ -307,7 +340,13 @@ async fn inject(client: &Client, config_name: &str, ca: &X509, now: i64) -> Resu
 
 /// Leader loop: reconcile at start, on every change to the two Secrets or the webhook
 /// configuration, and every `interval`.
-pub async fn run_leader(client: Client, s: Settings, interval: Duration) {
+pub async fn run_leader(
+    client: Client,
+    s: Settings,
+    interval: Duration,
+    metrics: Arc<crate::telemetry::Metrics>,
+    events: super::events::Publisher,
+) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let ca_events = watcher(
@@ -340,12 +379,65 @@ pub async fn run_leader(client: Client, s: Settings, interval: Duration) {
     ]);
     while triggers.next().await.is_some() {
         match reconcile(&client, &s).await {
-            Ok(repairs) if repairs.is_empty() => {}
-            Ok(repairs) => info!(?repairs, "webhook certificates repaired"),
+            Ok(pass) => {
+                metrics.webhook_ca_not_after.set(pass.ca_not_after);
+                if let Some(t) = pass.serving_not_after {
+                    metrics.webhook_serving_not_after.set(t);
+                }
+                if pass.repairs.is_empty() {
+                    continue;
+                }
+                let causes: Vec<&str> = pass.repairs.iter().map(|r| r.as_str()).collect();
+                info!(?causes, "webhook certificates repaired");
+                for cause in &causes {
+                    metrics
+                        .webhook_repairs
+                        .get_or_create(&crate::telemetry::ErrorLabels { kind: cause })
+                        .inc();
+                }
+                report(&client, &events, &s.config_name, &causes).await;
+            }
             Err(e) => {
                 warn!(error = %e, "reconciling webhook certificates failed; retrying on the next trigger")
             }
         }
+    }
+}
+
+/// An Event on the webhook configuration naming what was repaired.
+async fn report(
+    client: &Client,
+    events: &super::events::Publisher,
+    config_name: &str,
+    causes: &[&str],
+) {
+    use kube::Resource;
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let Ok(Some(config)) = configs.get_opt(config_name).await else {
+        return;
+    };
+    let reason = if causes.iter().any(|c| c.starts_with("ca_")) {
+        "CARotated"
+    } else if causes.iter().any(|c| c.starts_with("serving_")) {
+        "ServingCertificateIssued"
+    } else {
+        "CABundleInjected"
+    };
+    let note = format!(
+        "certpair repaired its webhook certificates: {}",
+        causes.join(", ")
+    );
+    if let Err(e) = events
+        .publish(
+            config.object_ref(&()),
+            super::events::Kind::Normal,
+            reason,
+            "Reconcile",
+            &note,
+        )
+        .await
+    {
+        warn!(error = %e, "publishing an Event failed");
     }
 }
 
