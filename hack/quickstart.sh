@@ -39,11 +39,12 @@ eval "$(hack/control-plane.sh up)"
 export PATH="$root/hack/bin:$PATH"
 kubectl version
 
-say "installing certpair: CRD, namespace and least-privilege RBAC"
+say "installing certpair: CRD, namespace, least-privilege RBAC, admission webhook configuration"
 # The CRD comes from the binary itself (the README's command); the rest from manifests/.
 "$bin" crd | kubectl apply --server-side -f -
 kubectl wait --for condition=Established --timeout 30s crd/applications.certpair.dev
-kubectl apply --server-side -f manifests/namespace.yaml -f manifests/rbac.yaml
+# Namespace, RBAC and the webhook configuration pointing at https://127.0.0.1:8443.
+kubectl apply --server-side -k kustomize/overlays/local
 
 say "registering an example Application"
 kubectl apply --server-side -f - <<'YAML'
@@ -70,7 +71,11 @@ token=$(kubectl create token certpair-controller -n certpair-system --duration 2
 kubectl --kubeconfig "$sa_kubeconfig" config set-credentials certpair-controller --token "$token" >/dev/null
 kubectl --kubeconfig "$sa_kubeconfig" config set-context --current --user certpair-controller >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-KUBECONFIG="$sa_kubeconfig" setsid "$bin" controller --http-addr "127.0.0.1:$port" > "$work/controller.log" 2>&1 < /dev/null &
+# The webhook listens where the local webhook configuration points; certpair makes its own CA
+# and serving certificate and injects the caBundle.
+KUBECONFIG="$sa_kubeconfig" setsid "$bin" controller --http-addr "127.0.0.1:$port" \
+  --webhook-addr 127.0.0.1:8443 --webhook-ips 127.0.0.1 --webhook-dns-names localhost \
+  > "$work/controller.log" 2>&1 < /dev/null &
 echo $! > "$pidfile"
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
@@ -104,6 +109,27 @@ kubectl get configmap certpair-ca-bundle -n certpair-system -o jsonpath='{.data.
 openssl x509 -in billing.crt -noout -subject -issuer -enddate -ext extendedKeyUsage
 openssl verify -CAfile ca-bundle.crt billing.crt
 set +x
+
+echo
+echo "A request certpair can never sign is refused at kubectl apply time by its webhook:"
+set -x
+openssl genrsa -out weak.key 1024
+openssl req -new -key weak.key -subj "/C=DE/O=Acme/CN=billing" -out weak.csr
+set +x
+if kubectl apply -f - <<YAML
+apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata:
+  name: weak-$csr_name
+spec:
+  signerName: certpair.dev/application
+  usages: [digital signature, client auth]
+  request: $(base64 -w0 < weak.csr)
+YAML
+then
+  echo "unexpected: the weak request was admitted" >&2
+  exit 1
+fi
 cd "$root"
 
 echo

@@ -107,41 +107,55 @@ async fn bad_applications_are_refused_by_schema_validation() {
     }
 }
 
-/// The kustomize base renders and the apiserver accepts every object in it (server dry run).
+/// The kustomize base and both overlays render, and the apiserver accepts every object in
+/// them (server dry run).
 #[tokio::test]
 async fn kustomize_base_is_accepted_by_the_apiserver() {
     let cluster = Cluster::connect().await;
     let root = crate::support::repo_root();
-    let base = root.join("kustomize/base");
     // A server-side dry run cannot place objects in a namespace that does not exist yet.
     let ns = run(cluster
         .kubectl()
         .args(["apply", "-f"])
         .arg(root.join("manifests/namespace.yaml")));
     assert!(ns.status.success(), "{}", stderr(&ns));
-    let out = run(cluster
-        .kubectl()
-        .args([
-            "apply",
-            "--dry-run=server",
-            "--server-side",
-            "--force-conflicts",
-            "-k",
-        ])
-        .arg(&base));
-    assert!(
-        out.status.success(),
-        "kubectl apply -k kustomize/base: {}",
-        stderr(&out)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("namespace/certpair-system"), "{stdout}");
-    assert!(
-        stdout.contains("clusterrole.rbac.authorization.k8s.io/certpair-controller"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("customresourcedefinition.apiextensions.k8s.io/applications.certpair.dev"),
-        "{stdout}"
-    );
+    for (dir, must_have) in [
+        (
+            "kustomize/base",
+            &["deployment.apps/certpair", "service/certpair-webhook"][..],
+        ),
+        (
+            "kustomize/overlays/in-cluster",
+            &["deployment.apps/certpair"][..],
+        ),
+        ("kustomize/overlays/local", &[][..]),
+    ] {
+        let out = run(cluster
+            .kubectl()
+            .args([
+                "apply",
+                "--dry-run=server",
+                "--server-side",
+                "--force-conflicts",
+                "-k",
+            ])
+            .arg(root.join(dir)));
+        assert!(
+            out.status.success(),
+            "kubectl apply -k {dir}: {}",
+            stderr(&out)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for object in [
+            "namespace/certpair-system",
+            "clusterrole.rbac.authorization.k8s.io/certpair-controller",
+            "customresourcedefinition.apiextensions.k8s.io/applications.certpair.dev",
+            "validatingwebhookconfiguration.admissionregistration.k8s.io/certpair",
+        ]
+        .iter()
+        .chain(must_have)
+        {
+            assert!(stdout.contains(object), "{dir} lacks {object}: {stdout}");
+        }
+    }
 }
