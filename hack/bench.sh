@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks that print figures (never pass/fail on time).
+#   hack/bench.sh webhook [S]  admission throughput and latency percentiles of the webhook over
+#                           TLS with wrk at 1..64 kept-alive connections, S seconds each.
 #   hack/bench.sh csr [N]   N CSRs (default 1000) created concurrently against the local control
 #                           plane; prints throughput, create-to-issued percentiles, single-CSR
 #                           latency and the controller's RSS.
@@ -21,5 +23,15 @@ case "${1:-}" in
     export PATH="$root/hack/bin:$PATH"
     cargo bench --locked --bench csr -- "${2:-1000}"
     ;;
-  *) echo "usage: $0 csr [N]" >&2; exit 2 ;;
+  webhook)
+    # The webhook alone, in process, over TLS on loopback; wrk is the load generator.
+    ensure_packages
+    ensure_rust
+    if ! command -v wrk >/dev/null; then
+      sudo=(); ((EUID == 0)) || sudo=(sudo)
+      "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq wrk
+    fi
+    cargo bench --locked --bench webhook -- "${2:-10}"
+    ;;
+  *) echo "usage: $0 csr [N] | webhook [SECONDS]" >&2; exit 2 ;;
 esac
