@@ -16,53 +16,8 @@ use support::{
     Cluster,
     csr::{application, requester},
     csr_pem, ec_key, run, stderr, unique, wait_for,
+    webhook::CONFIG,
 };
-
-const CONFIG: &str = "certpair";
-
-/// Deletes the webhook configuration however the test ends.
-struct RemoveConfig(std::path::PathBuf);
-
-impl Drop for RemoveConfig {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(support::kubectl_path())
-            .arg("--kubeconfig")
-            .arg(&self.0)
-            .args([
-                "delete",
-                "validatingwebhookconfiguration",
-                CONFIG,
-                "--ignore-not-found",
-            ])
-            .output();
-    }
-}
-
-fn configuration(port: u16) -> String {
-    format!(
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata:
-  name: {CONFIG}
-webhooks:
-  - name: csr.certpair.dev
-    clientConfig:
-      url: https://127.0.0.1:{port}/validate/certificatesigningrequests
-    rules:
-      - apiGroups: [certificates.k8s.io]
-        apiVersions: [v1]
-        operations: [CREATE]
-        resources: [certificatesigningrequests]
-    matchConditions:
-      - name: certpair-signer-only
-        expression: object.spec.signerName == '{DEFAULT_SIGNER_NAME}'
-    failurePolicy: Fail
-    sideEffects: None
-    timeoutSeconds: 5
-    admissionReviewVersions: [v1]
-"#
-    )
-}
 
 fn csr_manifest(name: &str, pem: &[u8]) -> String {
     format!(
@@ -85,13 +40,7 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         .local_addr()
         .expect("addr")
         .port();
-    let _cleanup = RemoveConfig(cluster.kubeconfig.clone());
-    std::fs::write(dir.path().join("webhook.yaml"), configuration(port)).expect("write");
-    let out = run(cluster
-        .kubectl()
-        .args(["apply", "-f"])
-        .arg(dir.path().join("webhook.yaml")));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let _installed = support::webhook::install(&cluster, port, dir.path());
 
     let addr = format!("127.0.0.1:{port}");
     let controller = cluster

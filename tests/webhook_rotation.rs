@@ -24,26 +24,7 @@ use openssl::{
     ssl::{SslConnector, SslMethod, SslVerifyMode},
     x509::X509,
 };
-use support::{Cluster, csr_pem, ec_key, run, stderr, unique};
-
-const CONFIG: &str = "certpair";
-
-struct RemoveConfig(std::path::PathBuf);
-
-impl Drop for RemoveConfig {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(support::kubectl_path())
-            .arg("--kubeconfig")
-            .arg(&self.0)
-            .args([
-                "delete",
-                "validatingwebhookconfiguration",
-                CONFIG,
-                "--ignore-not-found",
-            ])
-            .output();
-    }
-}
+use support::{Cluster, csr_pem, ec_key, unique};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -82,16 +63,7 @@ async fn rotations_under_load_fail_no_admission_call() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let (port_a, port_b) = (free_port(), free_port());
-    let _cleanup = RemoveConfig(cluster.kubeconfig.clone());
-    let config = format!(
-        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {CONFIG}\nwebhooks:\n  - name: csr.certpair.dev\n    clientConfig:\n      url: https://127.0.0.1:{port_a}/validate/certificatesigningrequests\n    rules:\n      - apiGroups: [certificates.k8s.io]\n        apiVersions: [v1]\n        operations: [CREATE]\n        resources: [certificatesigningrequests]\n    matchConditions:\n      - name: certpair-signer-only\n        expression: object.spec.signerName == '{DEFAULT_SIGNER_NAME}'\n    failurePolicy: Fail\n    sideEffects: None\n    timeoutSeconds: 5\n    admissionReviewVersions: [v1]\n"
-    );
-    std::fs::write(dir.path().join("webhook.yaml"), config).expect("write");
-    let out = run(cluster
-        .kubectl()
-        .args(["apply", "-f"])
-        .arg(dir.path().join("webhook.yaml")));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let _installed = support::webhook::install(&cluster, port_a, dir.path());
 
     let flags = |port: u16| {
         vec![

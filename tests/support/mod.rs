@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod csr;
+pub mod webhook;
 
 use std::{
     path::{Path, PathBuf},

@@ -1,0 +1,63 @@
+//! The webhook configuration the webhook tests install: certpair's, pointing at a controller
+//! run on this machine, removed again however the test ends (`failurePolicy: Fail` would
+//! otherwise block every later CSR of certpair's signer).
+
+use std::path::{Path, PathBuf};
+
+use certpair::api::DEFAULT_SIGNER_NAME;
+
+use super::{Cluster, run, stderr};
+
+pub const CONFIG: &str = "certpair";
+
+/// Deletes the webhook configuration when dropped.
+pub struct InstalledConfig(PathBuf);
+
+impl Drop for InstalledConfig {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(super::kubectl_path())
+            .arg("--kubeconfig")
+            .arg(&self.0)
+            .args([
+                "delete",
+                "validatingwebhookconfiguration",
+                CONFIG,
+                "--ignore-not-found",
+            ])
+            .output();
+    }
+}
+
+/// Applies (with kubectl) a configuration that sends CSRs of certpair's signer to
+/// `https://127.0.0.1:<port>`, with no caBundle: certpair injects it.
+pub fn install(cluster: &Cluster, port: u16, dir: &Path) -> InstalledConfig {
+    let guard = InstalledConfig(cluster.kubeconfig.clone());
+    let manifest = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: {CONFIG}
+webhooks:
+  - name: csr.certpair.dev
+    clientConfig:
+      url: https://127.0.0.1:{port}/validate/certificatesigningrequests
+    rules:
+      - apiGroups: [certificates.k8s.io]
+        apiVersions: [v1]
+        operations: [CREATE]
+        resources: [certificatesigningrequests]
+    matchConditions:
+      - name: certpair-signer-only
+        expression: object.spec.signerName == '{DEFAULT_SIGNER_NAME}'
+    failurePolicy: Fail
+    sideEffects: None
+    timeoutSeconds: 5
+    admissionReviewVersions: [v1]
+"#
+    );
+    let file = dir.join("webhook-configuration.yaml");
+    std::fs::write(&file, manifest).expect("write webhook configuration");
+    let out = run(cluster.kubectl().args(["apply", "-f"]).arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    guard
+}
