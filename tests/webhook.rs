@@ -29,11 +29,7 @@ fn csr_manifest(name: &str, pem: &[u8]) -> String {
 #[tokio::test]
 async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
     let cluster = Cluster::connect().await;
-    cluster.install_manifests().await;
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "certpair-system");
-    for name in ["certpair-webhook-ca", "certpair-webhook-tls"] {
-        let _ = secrets.delete(name, &DeleteParams::default()).await;
-    }
+    let secrets: Api<Secret> = support::webhook::start_from_nothing(&cluster).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")

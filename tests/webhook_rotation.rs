@@ -18,7 +18,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api,
-    api::{DeleteParams, ObjectMeta, PostParams},
+    api::{ObjectMeta, PostParams},
 };
 use openssl::{
     ssl::{SslConnector, SslMethod, SslVerifyMode},
@@ -56,11 +56,7 @@ fn secret_cert(secret: &Secret, key: &str) -> Vec<u8> {
 #[tokio::test]
 async fn rotations_under_load_fail_no_admission_call() {
     let cluster = Cluster::connect().await;
-    cluster.install_manifests().await;
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "certpair-system");
-    for name in ["certpair-webhook-ca", "certpair-webhook-tls"] {
-        let _ = secrets.delete(name, &DeleteParams::default()).await;
-    }
+    let secrets: Api<Secret> = support::webhook::start_from_nothing(&cluster).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (port_a, port_b) = (free_port(), free_port());
     let _installed = support::webhook::install(&cluster, port_a, dir.path());

@@ -61,3 +61,17 @@ webhooks:
     assert!(out.status.success(), "{}", stderr(&out));
     guard
 }
+
+/// Deletes the webhook's Secrets so a test starts from nothing; returns the Secrets API.
+pub async fn start_from_nothing(
+    cluster: &Cluster,
+) -> kube::Api<k8s_openapi::api::core::v1::Secret> {
+    cluster.install_manifests().await;
+    let secrets = kube::Api::namespaced(cluster.client.clone(), "certpair-system");
+    for name in ["certpair-webhook-ca", "certpair-webhook-tls"] {
+        let _ = secrets
+            .delete(name, &kube::api::DeleteParams::default())
+            .await;
+    }
+    secrets
+}
