@@ -4,13 +4,13 @@
 
 use std::{process::Command, sync::Arc, time::Duration};
 
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use certpair::{
     api::{ApplicationSpec, DEFAULT_SIGNER_NAME, SubjectRequirements},
     pki::{authority::Authority, now_unix},
     policy::Defaults,
     tls::{CertSlot, ServingIdentity, acceptor},
-    webhook::{WebhookState, configure},
+    webhook::{WORKERS, WebhookState, https_server},
 };
 use openssl::{
     ec::{EcGroup, EcKey},
@@ -104,6 +104,7 @@ fn main() -> std::io::Result<()> {
                 ..Default::default()
             })
         }),
+        draining: Arc::default(),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
@@ -120,15 +121,11 @@ fn main() -> std::io::Result<()> {
 
     let rt = actix_web::rt::System::new();
     rt.block_on(async move {
-        // One worker: the load generator needs the other core of this 2-core machine.
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(configure))
-            .workers(1)
-            .disable_signals()
-            .listen_openssl(listener, acceptor(slot).expect("acceptor"))?
-            .run();
+        // The controller's own server: same workers, TLS settings and routes.
+        let server = https_server(state, acceptor(slot).expect("acceptor"), listener)?;
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        println!("certpair webhook benchmark: AdmissionReview with an RSA-2048 CSR ({} bytes), TLS, kept-alive connections, 1 server worker, wrk -t1", body.len());
+        println!("certpair webhook benchmark: AdmissionReview with an RSA-2048 CSR ({} bytes), TLS, kept-alive connections, {WORKERS} server workers, wrk -t1", body.len());
         for connections in [1, 4, 16, 64] {
             let out = actix_web::rt::task::spawn_blocking({
                 let script = script.clone();

@@ -121,13 +121,11 @@ fn serve_webhook(
     defaults: &Defaults,
     apps: Store<Application>,
     readiness: Arc<Readiness>,
-) -> Result<(
-    actix_web::dev::ServerHandle,
-    JoinHandle<std::io::Result<()>>,
-)> {
+) -> Result<WebhookServer> {
     use kube::runtime::reflector::ObjectRef;
     readiness.register(webhook_tls::WEBHOOK_CERTIFICATE);
     let slot = Arc::new(crate::tls::CertSlot::default());
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(webhook_tls::serve_from_secret(
         client,
         plan.settings.0.namespace.clone(),
@@ -141,22 +139,40 @@ fn serve_webhook(
         applications: Arc::new(move |name: &str| {
             apps.get(&ObjectRef::new(name)).map(|a| a.spec.clone())
         }),
+        draining: draining.clone(),
     });
     let acceptor =
         crate::tls::acceptor(slot).map_err(|e| Error::Config(format!("TLS set-up failed: {e}")))?;
     let addr = plan.addr;
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .configure(crate::webhook::configure)
-    })
-    .workers(2)
-    .disable_signals()
-    .bind_openssl(addr, acceptor)
-    .map_err(|source| Error::Bind { addr, source })?
-    .run();
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    let server = crate::webhook::https_server(state, acceptor, listener)
+        .map_err(|source| Error::Bind { addr, source })?;
     info!(%addr, "serving the admission webhook over TLS");
-    Ok((server.handle(), tokio::spawn(server)))
+    Ok(WebhookServer {
+        handle: server.handle(),
+        task: tokio::spawn(server),
+        draining,
+    })
+}
+
+/// The running webhook listener and what its graceful stop needs.
+struct WebhookServer {
+    handle: actix_web::dev::ServerHandle,
+    task: JoinHandle<std::io::Result<()>>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WebhookServer {
+    /// Stops accepting, lets in-flight reviews finish (their connections close after the
+    /// answer), then returns; bounded by the server's shutdown timeout.
+    async fn drain(self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        info!("webhook: no longer accepting connections; draining in-flight reviews");
+        self.handle.stop(true).await;
+        self.task.abort();
+    }
 }
 
 pub async fn run(args: ControllerArgs) -> Result<()> {
@@ -247,9 +263,8 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     // standby takes over now rather than after the lease duration.
     release_lease(&client, &namespace, &identity).await;
     // Graceful: stop accepting, finish in-flight admission reviews, probes and scrapes.
-    if let Some((handle, task)) = webhook_server {
-        handle.stop(true).await;
-        task.abort();
+    if let Some(server) = webhook_server {
+        server.drain().await;
     }
     http_handle.stop(true).await;
     info!("stopped");

@@ -34,6 +34,8 @@ pub struct Req {
     pub ca: bool,
     pub key_cert_sign: bool,
     pub server_auth: bool,
+    /// Digest to sign with; SHA-256 (or none for EdDSA) when unset.
+    pub digest: Option<MessageDigest>,
 }
 
 impl Req {
@@ -82,10 +84,10 @@ impl Req {
             b.add_extensions(&exts).expect("extensions");
         }
         // EdDSA signs the message itself, without a separate digest.
-        let digest = if key.id() == openssl::pkey::Id::ED25519 {
-            MessageDigest::null()
-        } else {
-            MessageDigest::sha256()
+        let digest = match self.digest {
+            Some(d) => d,
+            None if key.id() == openssl::pkey::Id::ED25519 => MessageDigest::null(),
+            None => MessageDigest::sha256(),
         };
         b.sign(key, digest).expect("sign");
         b.build().to_pem().expect("pem")
@@ -95,14 +97,26 @@ impl Req {
 /// The same request with one byte of its CN changed after signing: well-formed, but the
 /// signature no longer matches.
 pub fn tampered(pem: &[u8], cn: &str) -> Vec<u8> {
-    let req = openssl::x509::X509Req::from_pem(pem).expect("req");
-    let mut der = req.to_der().expect("der");
+    let mut der = der_of(pem);
     let pos = der
         .windows(cn.len())
         .position(|w| w == cn.as_bytes())
         .expect("CN in DER");
     der[pos] ^= 0x01;
-    let b64 = openssl::base64::encode_block(&der);
+    pem_of(&der)
+}
+
+/// The DER inside a PEM request.
+pub fn der_of(pem: &[u8]) -> Vec<u8> {
+    openssl::x509::X509Req::from_pem(pem)
+        .expect("req")
+        .to_der()
+        .expect("der")
+}
+
+/// A DER request wrapped as PEM, byte for byte (no re-encoding by OpenSSL).
+pub fn pem_of(der: &[u8]) -> Vec<u8> {
+    let b64 = openssl::base64::encode_block(der);
     let mut out = String::from("-----BEGIN CERTIFICATE REQUEST-----\n");
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(chunk).expect("ascii"));
