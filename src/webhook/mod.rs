@@ -149,7 +149,7 @@ async fn validate(
 ) -> HttpResponse {
     let response = match answer(&state, body.into_inner()) {
         Ok(response) => response,
-        Err(bad) => return bad,
+        Err(message) => return bad_request(StatusCode::BAD_REQUEST, message),
     };
     let mut reply = HttpResponse::Ok();
     // While draining, close each connection after its answer: the apiserver keeps webhook
@@ -161,23 +161,20 @@ async fn validate(
     reply.json(response.into_review())
 }
 
-/// The AdmissionResponse for a review, or the 4xx for a body that is not one.
+/// The AdmissionResponse for a review, or why the body is not one (a 400).
 fn answer(
     state: &WebhookState,
     review: AdmissionReview<DynamicObject>,
-) -> Result<AdmissionResponse, HttpResponse> {
+) -> Result<AdmissionResponse, String> {
     if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
-        return Err(bad_request(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "expected kind AdmissionReview of admission.k8s.io/v1, got {:?} of {:?}",
-                review.types.kind, review.types.api_version
-            ),
+        return Err(format!(
+            "expected kind AdmissionReview of admission.k8s.io/v1, got {:?} of {:?}",
+            review.types.kind, review.types.api_version
         ));
     }
     let request: AdmissionRequest<DynamicObject> = review
         .try_into()
-        .map_err(|_| bad_request(StatusCode::BAD_REQUEST, "AdmissionReview has no request"))?;
+        .map_err(|_| "AdmissionReview has no request".to_owned())?;
     let response = AdmissionResponse::from(&request);
     if request.operation != Operation::Create {
         return Ok(response);
