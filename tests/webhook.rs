@@ -5,7 +5,10 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{
+    io::{Read, Write},
+    time::Duration,
+};
 
 use certpair::api::DEFAULT_SIGNER_NAME;
 use k8s_openapi::api::{
@@ -312,5 +315,108 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         },
     )
     .await;
-    drop(controller);
+
+    // Graceful shutdown: a review in flight when SIGTERM arrives is answered, new connections
+    // are refused meanwhile, and the process exits 0.
+    let uid = unique("drain-uid");
+    let body = serde_json::to_vec(&admission_review(&uid, &good)).expect("json");
+    let mut stream = support::webhook::tls_connect(port).expect("TLS to the webhook");
+    let (first, rest) = body.split_at(body.len() / 2);
+    write!(
+        stream,
+        "POST /validate/certificatesigningrequests HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .and_then(|()| stream.write_all(first))
+    .and_then(|()| stream.flush())
+    .expect("send half a review");
+    let mut controller = controller;
+    controller.send_term();
+    support::poll(
+        "the webhook to stop accepting connections",
+        Duration::from_secs(10),
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    stream
+        .write_all(rest)
+        .and_then(|()| stream.flush())
+        .expect("send the rest of the review while draining");
+    stream
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("read timeout");
+    let (head, answer) = read_http_response(&mut stream);
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "{head}\n{}",
+        controller.logs()
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "a draining replica closes the connection after its answer:\n{head}"
+    );
+    assert_eq!(answer["response"]["uid"], uid.as_str(), "{answer}");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let status = controller
+        .wait_exit(Duration::from_secs(20))
+        .expect("the controller exits after draining");
+    assert!(status.success(), "{status}\n{}", controller.logs());
+    let logs = controller.logs();
+    assert!(
+        logs.contains("draining in-flight reviews") && logs.contains("stopped"),
+        "{logs}"
+    );
+}
+
+/// An AdmissionReview as kube-apiserver sends it for the creation of a CSR with `pem`.
+fn admission_review(uid: &str, pem: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "certificates.k8s.io", "version": "v1", "kind": "CertificateSigningRequest"},
+            "resource": {"group": "certificates.k8s.io", "version": "v1", "resource": "certificatesigningrequests"},
+            "name": uid,
+            "operation": "CREATE",
+            "userInfo": {"username": "drain-test"},
+            "object": {
+                "apiVersion": "certificates.k8s.io/v1",
+                "kind": "CertificateSigningRequest",
+                "metadata": {"name": uid},
+                "spec": {
+                    "request": openssl::base64::encode_block(pem),
+                    "signerName": DEFAULT_SIGNER_NAME,
+                    "usages": ["digital signature", "client auth"]
+                }
+            }
+        }
+    })
+}
+
+/// Reads one HTTP/1.1 response until the server closes the connection: its head, and its
+/// body as JSON.
+fn read_http_response(stream: &mut impl Read) -> (String, serde_json::Value) {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The server closes after the answer; a TCP close without TLS close_notify reads as an
+    // error, which also ends the response.
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    (head.to_owned(), json)
 }

@@ -20,10 +20,7 @@ use kube::{
     Api,
     api::{ObjectMeta, PostParams},
 };
-use openssl::{
-    ssl::{SslConnector, SslMethod, SslVerifyMode},
-    x509::X509,
-};
+use openssl::x509::X509;
 use support::{Cluster, csr_pem, ec_key, unique};
 
 fn free_port() -> u16 {
@@ -36,14 +33,11 @@ fn free_port() -> u16 {
 
 /// DER of the leaf a TLS server on 127.0.0.1:port presents (no verification: we compare it).
 fn served_leaf(port: u16) -> Option<Vec<u8>> {
-    let mut b = SslConnector::builder(SslMethod::tls_client()).ok()?;
-    b.set_verify(SslVerifyMode::NONE);
-    let mut config = b.build().configure().ok()?;
-    config.set_use_server_name_indication(false);
-    config.set_verify_hostname(false);
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let stream = config.connect("127.0.0.1", tcp).ok()?;
-    stream.ssl().peer_certificate()?.to_der().ok()
+    support::webhook::tls_connect(port)?
+        .ssl()
+        .peer_certificate()?
+        .to_der()
+        .ok()
 }
 
 fn secret_cert(secret: &Secret, key: &str) -> Vec<u8> {
@@ -61,8 +55,11 @@ async fn rotations_under_load_fail_no_admission_call() {
     let (port_a, port_b) = (free_port(), free_port());
     let _installed = support::webhook::install(&cluster, port_a, dir.path());
 
-    let flags = |port: u16| {
+    let (id_a, id_b) = (unique("replica-a"), unique("replica-b"));
+    let flags = |port: u16, identity: &str| {
         vec![
+            "--identity".to_string(),
+            identity.to_string(),
             "--webhook-addr".to_string(),
             format!("127.0.0.1:{port}"),
             "--webhook-ips=127.0.0.1".into(),
@@ -73,13 +70,28 @@ async fn rotations_under_load_fail_no_admission_call() {
             "--webhook-check-interval-seconds=2".into(),
         ]
     };
-    let (flags_a, flags_b) = (flags(port_a), flags(port_b));
+    let (flags_a, flags_b) = (flags(port_a, &id_a), flags(port_b, &id_b));
     let a = cluster
         .start_controller(&flags_a.iter().map(String::as_str).collect::<Vec<_>>())
         .await;
     let b = cluster
         .start_controller(&flags_b.iter().map(String::as_str).collect::<Vec<_>>())
         .await;
+
+    // One leader, which alone writes Secrets, the bundle and Events; both replicas serve.
+    let leader_is_a = support::poll("a leader", Duration::from_secs(30), || {
+        match (a.is_leader(), b.is_leader()) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        }
+    })
+    .await;
+    let (leader, follower, leader_id, follower_id) = if leader_is_a {
+        (&a, &b, &id_a, &id_b)
+    } else {
+        (&b, &a, &id_b, &id_a)
+    };
 
     // Admission calls through the apiserver: dry-run creations, so nothing is stored.
     let csrs: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
@@ -141,6 +153,37 @@ async fn rotations_under_load_fail_no_admission_call() {
         ca_seen.len() >= 2,
         "expected a CA rotation, saw {} CAs",
         ca_seen.len()
+    );
+
+    // Only the leader wrote: the follower counted no repair and reported no Event, and the
+    // leader never lost the Lease.
+    assert!(leader.is_leader() && !follower.is_leader());
+    let repairs = |p: &support::ControllerProcess| -> f64 {
+        p.metrics()
+            .lines()
+            .filter(|l| l.starts_with("certpair_webhook_certificate_repairs_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(repairs(leader) >= 3.0, "{}", leader.metrics());
+    assert_eq!(repairs(follower), 0.0, "{}", follower.metrics());
+    let out = support::run(cluster.kubectl().args([
+        "get",
+        "events.events.k8s.io",
+        "-A",
+        "--field-selector",
+        &format!("regarding.name={}", support::webhook::CONFIG),
+        "-o",
+        "jsonpath={range .items[*]}{.reportingInstance}{\"\\n\"}{end}",
+    ]));
+    let instances = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        instances.lines().any(|i| i == leader_id.as_str()),
+        "the leader reported its rotations: {instances}"
+    );
+    assert!(
+        !instances.lines().any(|i| i == follower_id.as_str()),
+        "the follower reported Events: {instances}"
     );
 
     // Both replicas serve the Secret's current certificate, leader or not.

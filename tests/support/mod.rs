@@ -424,9 +424,10 @@ impl Cluster {
             .iter()
             .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
             .collect();
-        // The watchdog: run the controller, and TERM it when the test process is gone.
+        // The watchdog: run the controller, pass a TERM on, TERM it when the test process is
+        // gone, and exit with the controller's own status.
         let script = format!(
-            "{} & pid=$!; trap 'kill -TERM $pid 2>/dev/null; wait $pid' TERM; \
+            "{} & pid=$!; trap 'kill -TERM $pid 2>/dev/null' TERM; \
              while kill -0 {} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.3; done; \
              kill -TERM $pid 2>/dev/null; wait $pid",
             quoted.join(" "),
@@ -502,6 +503,26 @@ impl ControllerProcess {
         self.metrics()
             .lines()
             .any(|l| l.trim() == "certpair_leader 1")
+    }
+
+    /// SIGTERM, as the kubelet sends it (the watchdog passes it on).
+    pub fn send_term(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// The controller's exit status once it has exited, or `None` if it is still running
+    /// after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().ok().flatten() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// SIGKILL: a crash, no Lease release.

@@ -75,3 +75,16 @@ pub async fn start_from_nothing(
     }
     secrets
 }
+
+/// A TLS connection straight to a webhook listener on 127.0.0.1:port, without verifying its
+/// certificate (the tests compare or bypass it; the apiserver is the verifying client).
+pub fn tls_connect(port: u16) -> Option<openssl::ssl::SslStream<std::net::TcpStream>> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls_client()).ok()?;
+    b.set_verify(SslVerifyMode::NONE);
+    let mut config = b.build().configure().ok()?;
+    config.set_use_server_name_indication(false);
+    config.set_verify_hostname(false);
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    config.connect("127.0.0.1", tcp).ok()
+}
