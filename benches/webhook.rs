@@ -1,6 +1,8 @@
 //! Admission throughput and latency of the webhook itself over TLS, with a realistic
-//! AdmissionReview (an RSA-2048 CSR for a registered Application), driven by `wrk` over
-//! kept-alive connections. Run with `hack/bench.sh webhook`. Prints figures; asserts nothing.
+//! AdmissionReview (an RSA-2048 CSR for a registered Application), over kept-alive
+//! connections: latency percentiles at fixed offered rates (a small open-loop client here),
+//! then throughput at saturation driven by `wrk`. The server is the controller's own
+//! (`webhook::https_server`). Run with `hack/bench.sh webhook`. Prints figures; asserts nothing.
 
 use std::{process::Command, sync::Arc, time::Duration};
 
@@ -18,6 +20,7 @@ use openssl::{
     nid::Nid,
     pkey::PKey,
     rsa::Rsa,
+    ssl::{SslConnector, SslMethod, SslVerifyMode},
     x509::{X509NameBuilder, X509ReqBuilder},
 };
 
@@ -119,27 +122,54 @@ fn main() -> std::io::Result<()> {
     )?;
     let url = format!("https://127.0.0.1:{port}/validate/certificatesigningrequests");
 
+    let request: Arc<[u8]> = format!(
+        "POST /validate/certificatesigningrequests HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+    .into();
+
     let rt = actix_web::rt::System::new();
     rt.block_on(async move {
         // The controller's own server: same workers, TLS settings and routes.
         let server = https_server(state, acceptor(slot).expect("acceptor"), listener)?;
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        println!("certpair webhook benchmark: AdmissionReview with an RSA-2048 CSR ({} bytes), TLS, kept-alive connections, {WORKERS} server workers, wrk -t1", body.len());
-        for connections in [1, 4, 16, 64] {
-            let out = actix_web::rt::task::spawn_blocking({
-                let script = script.clone();
-                let url = url.clone();
-                move || {
-                    Command::new("wrk")
-                        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-s"])
-                        .arg(&script)
-                        .arg(&url)
-                        .output()
-                }
+        println!(
+            "certpair webhook benchmark: AdmissionReview with an RSA-2048 CSR ({} bytes), TLS, \
+             kept-alive connections, {WORKERS} server workers, {seconds} s per row, load tool on the same machine",
+            body.len()
+        );
+        // Warm-up: worker start-up, first handshakes and allocator growth are not the
+        // steady state the rows report.
+        let warm_up = vec!["-t1".into(), "-c4".into(), "-d2s".into(), "-s".into()];
+        run("wrk", [warm_up, vec![script.display().to_string(), url.clone()]].concat()).await?;
+        println!("fixed rate (kept-alive connections opened first; latency from each request's scheduled send time):");
+        for (rate, connections) in [(1_000, 4), (5_000, 8)] {
+            let request = request.clone();
+            let r = actix_web::rt::task::spawn_blocking(move || {
+                fixed_rate(port, &request, rate, connections, Duration::from_secs(seconds))
             })
             .await
-            .expect("join")?;
+            .map_err(std::io::Error::other)??;
+            println!(
+                "  {rate:>6}/s offered, {connections:>2} connections: {:>7.0} requests/s   p50 {:>7.2}ms  p99 {:>7.2}ms  p99.9 {:>7.2}ms  max {:>7.2}ms   ({} failed)",
+                r.achieved, r.p(0.50), r.p(0.99), r.p(0.999), r.p(1.0), r.failed
+            );
+        }
+        println!("saturation (wrk -t1, as fast as it goes):");
+        for connections in [1, 4, 16, 64] {
+            let args = vec![
+                "-t1".to_owned(),
+                format!("-c{connections}"),
+                format!("-d{seconds}s"),
+                "--latency".into(),
+                "-s".into(),
+                script.display().to_string(),
+                url.clone(),
+            ];
+            let out = run("wrk", args).await?;
             let text = String::from_utf8_lossy(&out.stdout);
             let pick = |label: &str| {
                 text.lines()
@@ -147,7 +177,10 @@ fn main() -> std::io::Result<()> {
                     .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
                     .unwrap_or_else(|| "?".into())
             };
-            let errors = text.lines().find(|l| l.contains("Non-2xx") || l.contains("Socket errors")).unwrap_or("no errors");
+            let errors = text
+                .lines()
+                .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+                .unwrap_or("no errors");
             println!(
                 "  {connections:>3} connections: {:>9} requests/s   p50 {:>8}  p90 {:>8}  p99 {:>8}   ({})",
                 pick("Requests/sec:"),
@@ -162,5 +195,142 @@ fn main() -> std::io::Result<()> {
         }
         handle.stop(true).await;
         Ok(())
+    })
+}
+
+/// Runs a load tool to completion off the server's threads.
+async fn run(program: &str, args: Vec<String>) -> std::io::Result<std::process::Output> {
+    let name = program.to_owned();
+    actix_web::rt::task::spawn_blocking(move || Command::new(&name).args(&args).output())
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{program}: {e}")))
+}
+
+/// Latencies (seconds) of a fixed-rate run, sorted, and what went wrong.
+struct FixedRate {
+    latencies: Vec<f64>,
+    achieved: f64,
+    failed: usize,
+}
+
+impl FixedRate {
+    /// The q-quantile in milliseconds.
+    fn p(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[i] * 1e3
+    }
+}
+
+/// Offers `rate` requests/s over `connections` kept-alive TLS connections for `duration`.
+/// Each connection sends on its own fixed schedule; a request's latency runs from when it was
+/// due, not from when it went out, so a stall that delays later requests counts against
+/// them too (no coordinated omission). Connections are opened and used once before the clock
+/// starts: the apiserver keeps its webhook connections alive, so handshakes are not the
+/// steady state measured here.
+fn fixed_rate(
+    port: u16,
+    request: &[u8],
+    rate: u32,
+    connections: u32,
+    duration: Duration,
+) -> std::io::Result<FixedRate> {
+    use std::{
+        io::{BufRead, BufReader, Read, Write},
+        time::Instant,
+    };
+    let connect = || -> std::io::Result<_> {
+        let mut b =
+            SslConnector::builder(SslMethod::tls_client()).map_err(std::io::Error::other)?;
+        b.set_verify(SslVerifyMode::NONE);
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        tcp.set_nodelay(true)?;
+        let mut config = b.build().configure().map_err(std::io::Error::other)?;
+        config.set_verify_hostname(false);
+        let tls = config
+            .connect("localhost", tcp)
+            .map_err(std::io::Error::other)?;
+        Ok(BufReader::new(tls))
+    };
+    // One request and its answer; true if the webhook admitted it.
+    let exchange = |conn: &mut BufReader<openssl::ssl::SslStream<std::net::TcpStream>>| -> std::io::Result<bool> {
+        conn.get_mut().write_all(request)?;
+        let (mut status, mut length, mut line) = (String::new(), 0usize, String::new());
+        conn.read_line(&mut status)?;
+        loop {
+            line.clear();
+            conn.read_line(&mut line)?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().map_err(std::io::Error::other)?;
+            }
+        }
+        let mut body = vec![0; length];
+        conn.read_exact(&mut body)?;
+        Ok(status.starts_with("HTTP/1.1 200") && body.windows(14).any(|w| w == b"\"allowed\":true"))
+    };
+    let mut conns = Vec::new();
+    for _ in 0..connections {
+        let mut conn = connect()?;
+        if !exchange(&mut conn)? {
+            return Err(std::io::Error::other("warm-up request was not admitted"));
+        }
+        conns.push(conn);
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let period = Duration::from_secs_f64(f64::from(connections) / f64::from(rate));
+    let results: Vec<(Vec<f64>, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(c, mut conn)| {
+                let exchange = &exchange;
+                scope.spawn(move || {
+                    let (mut latencies, mut failed) = (Vec::new(), 0);
+                    let mut due = start + Duration::from_secs_f64(c as f64 / f64::from(rate));
+                    while due < start + duration {
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        match exchange(&mut conn) {
+                            Ok(true) => latencies.push(due.elapsed().as_secs_f64()),
+                            Ok(false) => failed += 1,
+                            Err(_) => {
+                                // A broken connection fails what it still had to send.
+                                failed += ((start + duration)
+                                    .saturating_duration_since(due)
+                                    .as_secs_f64()
+                                    / period.as_secs_f64())
+                                    as usize
+                                    + 1;
+                                break;
+                            }
+                        }
+                        due += period;
+                    }
+                    (latencies, failed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let failed = results.iter().map(|r| r.1).sum();
+    let mut latencies: Vec<f64> = results.into_iter().flat_map(|r| r.0).collect();
+    latencies.sort_by(f64::total_cmp);
+    Ok(FixedRate {
+        achieved: latencies.len() as f64 / elapsed,
+        latencies,
+        failed,
     })
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks that print figures (never pass/fail on time).
-#   hack/bench.sh webhook [S]  admission throughput and latency percentiles of the webhook over
-#                           TLS with wrk at 1..64 kept-alive connections, S seconds each.
+#   hack/bench.sh webhook [S]  the webhook over TLS on kept-alive connections, S seconds per row:
+#                           latency percentiles at 1,000 and 5,000 requests/s offered (open loop,
+#                           from each request's due time), then throughput at saturation with
+#                           wrk at 1..64 connections.
 #   hack/bench.sh csr [N]   N CSRs (default 1000) created concurrently against the local control
 #                           plane; prints throughput, create-to-issued percentiles, single-CSR
 #                           latency and the controller's RSS.
@@ -24,7 +26,7 @@ case "${1:-}" in
     cargo bench --locked --bench csr -- "${2:-1000}"
     ;;
   webhook)
-    # The webhook alone, in process, over TLS on loopback; wrk is the load generator.
+    # The webhook alone, in process, over TLS on loopback; wrk drives the saturation rows.
     ensure_packages
     ensure_rust
     if ! command -v wrk >/dev/null; then
