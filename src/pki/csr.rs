@@ -256,7 +256,7 @@ pub fn parse_der(der: &[u8]) -> Result<ParsedRequest, CsrError> {
         return Err(CsrError::TrailingData(rest.len()));
     }
 
-    let public_key = match verify_common(&req) {
+    let public_key = match verify_common(der, &req) {
         Some(verified) => verified?,
         None => verify_any(der)?,
     };
@@ -297,15 +297,25 @@ pub fn parse_der(der: &[u8]) -> Result<ParsedRequest, CsrError> {
 /// with SHA-256/384/512), or `None` to leave the request to [`verify_any`].
 ///
 /// Why not `X509Req::from_der` for everything: OpenSSL 3.0 decodes the embedded public key
-/// through its provider decoder chain, which costs about 200 µs per request here (measured with
-/// `examples`-style loops: 190 µs for `X509Req::from_der` against 4 µs for
-/// `d2i_RSA_PUBKEY`), seven times the RSA-2048 verification itself. The webhook answers every
-/// CSR creation, so that cost was most of its CPU. The legacy typed decoders read the same
-/// SubjectPublicKeyInfo bytes, and OpenSSL still does the verification.
-fn verify_common(req: &X509CertificationRequest<'_>) -> Option<Result<PKey<Public>, CsrError>> {
+/// through its provider decoder chain, which costs about 200 µs per request here (measured:
+/// 190 µs for `X509Req::from_der` against 4 µs for `d2i_RSA_PUBKEY`), seven times the RSA-2048
+/// verification itself. The webhook answers every CSR creation, so that cost was most of its
+/// CPU. The typed legacy decoders read the same SubjectPublicKeyInfo bytes, and OpenSSL still
+/// does the verification.
+///
+/// The fast path must never accept what the general path refuses, so it only takes requests
+/// whose key type is the plain one for the signature algorithm (an RSA-PSS key reads as an
+/// RSA key too) and whose DER is exactly the canonical encoding of their parts: x509-parser
+/// tolerates extra elements at the end of a SEQUENCE and nonzero unused bits in the
+/// signature, which OpenSSL refuses. Everything else takes the general path.
+fn verify_common(
+    der: &[u8],
+    req: &X509CertificationRequest<'_>,
+) -> Option<Result<PKey<Public>, CsrError>> {
     use oid_registry::{
-        OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA,
-        OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ECDSA_WITH_SHA512,
+        OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA,
+        OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256,
+        OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ECDSA_WITH_SHA512,
     };
     let algorithm = &req.signature_algorithm.algorithm;
     let (rsa, digest) = if *algorithm == OID_PKCS1_SHA256WITHRSA {
@@ -323,17 +333,28 @@ fn verify_common(req: &X509CertificationRequest<'_>) -> Option<Result<PKey<Publi
     } else {
         return None;
     };
-    let spki = req.certification_request_info.subject_pki.raw;
-    // A key that does not match the signature algorithm (or does not decode) takes the
-    // general path, which words the error the same way for every algorithm.
-    let key = if rsa {
-        Rsa::public_key_from_der(spki).and_then(PKey::from_rsa)
+    let info = req.certification_request_info.raw;
+    let spki = &req.certification_request_info.subject_pki;
+    let key_type = if rsa {
+        OID_PKCS1_RSAENCRYPTION
     } else {
-        EcKey::public_key_from_der(spki).and_then(PKey::from_ec_key)
+        OID_KEY_TYPE_EC_PUBLIC_KEY
+    };
+    if spki.algorithm.algorithm != key_type {
+        return None;
+    }
+    let signature = &req.signature_value.data;
+    if der != canonical_request(info, algorithm.as_bytes(), rsa, signature) {
+        return None;
+    }
+    // A key that does not decode takes the general path, which words the error the same way
+    // for every algorithm.
+    let key = if rsa {
+        Rsa::public_key_from_der(spki.raw).and_then(PKey::from_rsa)
+    } else {
+        EcKey::public_key_from_der(spki.raw).and_then(PKey::from_ec_key)
     };
     let key = key.ok()?;
-    let info = req.certification_request_info.raw;
-    let signature = &req.signature_value.data;
     let verified = Verifier::new(digest, &key)
         .and_then(|mut v| v.verify_oneshot(signature, info))
         .unwrap_or(false);
@@ -342,6 +363,37 @@ fn verify_common(req: &X509CertificationRequest<'_>) -> Option<Result<PKey<Publi
     } else {
         Err(CsrError::BadSignature)
     })
+}
+
+/// DER of `SEQUENCE { info, AlgorithmIdentifier { oid [, NULL for RSA] }, BIT STRING }`: a
+/// request as RFC 2986 and RFC 4055/5758 encode it, with nothing extra.
+fn canonical_request(info: &[u8], oid: &[u8], rsa: bool, signature: &[u8]) -> Vec<u8> {
+    let mut algorithm = der_tlv(0x06, oid);
+    if rsa {
+        algorithm.extend_from_slice(&[0x05, 0x00]);
+    }
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(signature);
+    let mut body = info.to_vec();
+    body.extend(der_tlv(0x30, &algorithm));
+    body.extend(der_tlv(0x03, &bits));
+    der_tlv(0x30, &body)
+}
+
+/// One DER tag-length-value with a definite, minimal length.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 /// Signature check for any algorithm OpenSSL knows (RSA-PSS, Ed25519, SHA-1, ...): the
@@ -633,5 +685,124 @@ mod tests {
             parse_pem(&pem_of(&der)).unwrap_err(),
             CsrError::BadSignature
         );
+    }
+
+    /// Content of the DER TLV at the start of `der`, and the length of the whole TLV.
+    fn tlv_content(der: &[u8]) -> (&[u8], usize) {
+        let (header, len) = if der[1] < 0x80 {
+            (2, der[1] as usize)
+        } else {
+            let n = (der[1] & 0x7f) as usize;
+            (
+                2 + n,
+                der[2..2 + n]
+                    .iter()
+                    .fold(0usize, |acc, b| acc << 8 | *b as usize),
+            )
+        };
+        (&der[header..header + len], header + len)
+    }
+
+    /// The common-algorithm path takes ordinary requests, and never accepts a variant that the
+    /// general path (OpenSSL's own parser and X509_REQ_verify) refuses.
+    #[test]
+    fn the_fast_path_accepts_nothing_the_general_path_refuses() {
+        let key = rsa(2048);
+        let good = der_of(&Req::cn("billing").pem(&key));
+        let (_, req) = X509CertificationRequest::from_der(&good).expect("parse");
+        assert!(
+            matches!(verify_common(&good, &req), Some(Ok(_))),
+            "an ordinary RSA request takes the fast path"
+        );
+        let info = req.certification_request_info.raw.to_vec();
+        let oid = req.signature_algorithm.algorithm.as_bytes().to_vec();
+        let sig = req.signature_value.data.to_vec();
+        let algorithm = |extra: &[u8]| {
+            let mut a = der_tlv(0x06, &oid);
+            a.extend_from_slice(&[0x05, 0x00]);
+            a.extend_from_slice(extra);
+            der_tlv(0x30, &a)
+        };
+        let request = |info: &[u8], alg: Vec<u8>, bits: Vec<u8>, extra: &[u8]| {
+            der_tlv(0x30, &[info, &alg, &der_tlv(0x03, &bits), extra].concat())
+        };
+        assert_eq!(
+            request(&info, algorithm(&[]), [&[0u8][..], &sig].concat(), &[]),
+            good,
+            "the test's encoder reproduces the original"
+        );
+
+        // An RSA-PSS key (reads as RSA with the typed decoder) under a PKCS#1 v1.5 signature.
+        let spki = req.certification_request_info.subject_pki.raw;
+        let (spki_body, _) = tlv_content(spki);
+        let (_, alg_len) = tlv_content(spki_body);
+        let pss_oid = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+        let pss_spki = der_tlv(
+            0x30,
+            &[
+                &der_tlv(0x30, &der_tlv(0x06, &pss_oid))[..],
+                &spki_body[alg_len..],
+            ]
+            .concat(),
+        );
+        let (info_body, _) = tlv_content(&info);
+        let at = info_body
+            .windows(spki.len())
+            .position(|w| w == spki)
+            .expect("spki in info");
+        let pss_info = der_tlv(
+            0x30,
+            &[
+                &info_body[..at],
+                &pss_spki[..],
+                &info_body[at + spki.len()..],
+            ]
+            .concat(),
+        );
+        let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), &key).expect("signer");
+        let pss_sig = signer.sign_oneshot_to_vec(&pss_info).expect("sign");
+
+        let variants = [
+            (
+                "nonzero unused bits in the signature",
+                request(&info, algorithm(&[]), [&[3u8][..], &sig].concat(), &[]),
+            ),
+            (
+                "an extra element after the signature",
+                request(
+                    &info,
+                    algorithm(&[]),
+                    [&[0u8][..], &sig].concat(),
+                    &[0x05, 0x00],
+                ),
+            ),
+            (
+                "an extra element in the signature algorithm",
+                request(
+                    &info,
+                    algorithm(&[0x05, 0x00]),
+                    [&[0u8][..], &sig].concat(),
+                    &[],
+                ),
+            ),
+            (
+                "an RSA-PSS key with a PKCS#1 v1.5 signature",
+                request(
+                    &pss_info,
+                    algorithm(&[]),
+                    [&[0u8][..], &pss_sig].concat(),
+                    &[],
+                ),
+            ),
+        ];
+        for (label, der) in variants {
+            assert!(verify_any(&der).is_err(), "{label}: OpenSSL refuses it");
+            let result = parse_der(&der);
+            assert!(
+                result.is_err(),
+                "{label}: accepted as {:?}",
+                result.map(|r| r.key)
+            );
+        }
     }
 }
