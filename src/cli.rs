@@ -145,6 +145,13 @@ pub struct WebhookArgs {
     #[arg(long, env = "CERTPAIR_WEBHOOK_CHECK_INTERVAL_SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_check_interval_seconds: u64,
+
+    /// Seconds the webhook keeps serving after SIGTERM, closing each connection after its
+    /// answer, before it stops accepting and drains: the apiserver's kept-alive connections
+    /// then end cleanly after a response instead of being cut while it may be writing to them.
+    #[arg(long, env = "CERTPAIR_WEBHOOK_DRAIN_SECONDS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub webhook_drain_seconds: u64,
 }
 
 /// Subject fields every request must carry unless its Application sets them itself.

@@ -50,6 +50,8 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
             "127.0.0.1",
             "--webhook-dns-names",
             "localhost",
+            "--webhook-drain-seconds",
+            "4",
         ])
         .await;
 
@@ -316,26 +318,77 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
     )
     .await;
 
-    // Graceful shutdown: a review in flight when SIGTERM arrives is answered, new connections
-    // are refused meanwhile, and the process exits 0.
-    let uid = unique("drain-uid");
-    let body = serde_json::to_vec(&admission_review(&uid, &good)).expect("json");
-    let mut stream = support::webhook::tls_connect(port).expect("TLS to the webhook");
-    let (first, rest) = body.split_at(body.len() / 2);
-    write!(
-        stream,
-        "POST /validate/certificatesigningrequests HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .and_then(|()| stream.write_all(first))
-    .and_then(|()| stream.flush())
-    .expect("send half a review");
+    // Graceful shutdown, on two kept-alive connections like the apiserver's. SIGTERM opens the
+    // drain window: answers close their connection (A). A review started in the window and
+    // still in flight when the listener closes (B, half sent) is answered, while new
+    // connections are refused; then the process exits 0.
+    let connect = || {
+        let stream = support::webhook::tls_connect(port).expect("TLS to the webhook");
+        stream
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("read timeout");
+        stream
+    };
+    let review = |uid: &str| serde_json::to_vec(&admission_review(uid, &good)).expect("json");
+    let post = |body: &[u8], extra: &str| {
+        format!(
+            "POST /validate/certificatesigningrequests HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let exchange = |stream: &mut openssl::ssl::SslStream<std::net::TcpStream>, uid: &str| {
+        let body = review(uid);
+        stream
+            .write_all(&[post(&body, ""), body].concat())
+            .expect("send a review");
+        let (head, answer) = read_http_response(stream);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(answer["response"]["uid"], uid, "{answer}");
+        head.to_ascii_lowercase()
+    };
+    let closed = |stream: &mut openssl::ssl::SslStream<std::net::TcpStream>| {
+        matches!(stream.read(&mut [0u8; 16]), Ok(0) | Err(_))
+    };
+    let (mut a, mut b) = (connect(), connect());
+    for (stream, label) in [(&mut a, "warm-a"), (&mut b, "warm-b")] {
+        let head = exchange(stream, &unique(label));
+        assert!(
+            !head.contains("connection: close"),
+            "kept alive before SIGTERM: {head}"
+        );
+    }
+
     let mut controller = controller;
     controller.send_term();
+    support::poll("the drain window", Duration::from_secs(10), || {
+        controller
+            .logs()
+            .contains("webhook: draining")
+            .then_some(())
+    })
+    .await;
+    let head = exchange(&mut a, &unique("in-window"));
+    assert!(
+        head.contains("connection: close"),
+        "an answer in the drain window closes its connection:\n{head}"
+    );
+    assert!(closed(&mut a), "connection A is closed after its answer");
+
+    // B: the server has started the review (100 Continue) before the listener closes.
+    let uid = unique("in-flight");
+    let body = review(&uid);
+    let (first, rest) = body.split_at(body.len() / 2);
+    b.write_all(&post(&body, "Expect: 100-continue\r\n"))
+        .expect("send a review's head");
+    let interim = read_head(&mut b);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    b.write_all(first).expect("send half the review");
     support::poll(
         "the webhook to stop accepting connections",
-        Duration::from_secs(10),
+        Duration::from_secs(15),
         || {
             std::net::TcpStream::connect(("127.0.0.1", port))
                 .is_err()
@@ -343,15 +396,13 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         },
     )
     .await;
-    stream
-        .write_all(rest)
-        .and_then(|()| stream.flush())
-        .expect("send the rest of the review while draining");
-    stream
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("read timeout");
-    let (head, answer) = read_http_response(&mut stream);
+    b.write_all(rest).unwrap_or_else(|e| {
+        panic!(
+            "send the rest of the review while draining: {e}\n{}",
+            controller.logs()
+        )
+    });
+    let (head, answer) = read_http_response(&mut b);
     assert!(
         head.starts_with("HTTP/1.1 200"),
         "{head}\n{}",
@@ -359,17 +410,19 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
     );
     assert!(
         head.to_ascii_lowercase().contains("connection: close"),
-        "a draining replica closes the connection after its answer:\n{head}"
+        "{head}"
     );
     assert_eq!(answer["response"]["uid"], uid.as_str(), "{answer}");
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(closed(&mut b), "connection B is closed after its answer");
+
     let status = controller
         .wait_exit(Duration::from_secs(20))
         .expect("the controller exits after draining");
     assert!(status.success(), "{status}\n{}", controller.logs());
     let logs = controller.logs();
     assert!(
-        logs.contains("draining in-flight reviews") && logs.contains("stopped"),
+        logs.contains("finishing in-flight reviews") && logs.contains("stopped"),
         "{logs}"
     );
 }
@@ -400,23 +453,36 @@ fn admission_review(uid: &str, pem: &[u8]) -> serde_json::Value {
     })
 }
 
-/// Reads one HTTP/1.1 response until the server closes the connection: its head, and its
-/// body as JSON.
-fn read_http_response(stream: &mut impl Read) -> (String, serde_json::Value) {
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 4096];
-    // The server closes after the answer; a TCP close without TLS close_notify reads as an
-    // error, which also ends the response.
-    while let Ok(n) = stream.read(&mut buf) {
-        if n == 0 {
-            break;
+/// Reads an HTTP/1.1 response head, up to and including the blank line.
+fn read_head(stream: &mut impl Read) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!(
+                "no complete HTTP response head ({other:?}): {:?}",
+                String::from_utf8_lossy(&head)
+            ),
         }
-        bytes.extend_from_slice(&buf[..n]);
     }
-    let text = String::from_utf8_lossy(&bytes).to_string();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
-    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
-    (head.to_owned(), json)
+    String::from_utf8_lossy(&head).to_string()
+}
+
+/// Reads one HTTP/1.1 response (head, and its Content-Length body as JSON).
+fn read_http_response(stream: &mut impl Read) -> (String, serde_json::Value) {
+    let head = read_head(stream);
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length: {head}"));
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).expect("response body");
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+    (head, json)
 }

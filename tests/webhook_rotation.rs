@@ -157,7 +157,13 @@ async fn rotations_under_load_fail_no_admission_call() {
 
     // Only the leader wrote: the follower counted no repair and reported no Event, and the
     // leader never lost the Lease.
-    assert!(leader.is_leader() && !follower.is_leader());
+    // Scraped until both answer: an unreachable /metrics would read as "not leader, no repairs".
+    support::poll("both replicas' metrics", Duration::from_secs(10), || {
+        let (l, f) = (leader.metrics(), follower.metrics());
+        (l.lines().any(|x| x == "certpair_leader 1") && f.lines().any(|x| x == "certpair_leader 0"))
+            .then_some(())
+    })
+    .await;
     let repairs = |p: &support::ControllerProcess| -> f64 {
         p.metrics()
             .lines()

@@ -63,6 +63,7 @@ struct LeaderSettings {
 struct WebhookPlan {
     addr: std::net::SocketAddr,
     settings: (webhook_tls::Settings, Duration),
+    drain_window: Duration,
 }
 
 impl WebhookPlan {
@@ -76,6 +77,7 @@ impl WebhookPlan {
             webhook_serving_validity_seconds,
             webhook_look_ahead_seconds,
             webhook_check_interval_seconds,
+            webhook_drain_seconds,
         } = args;
         let Some(addr) = webhook_addr else {
             return Ok(None);
@@ -109,6 +111,7 @@ impl WebhookPlan {
                 },
                 Duration::from_secs(webhook_check_interval_seconds),
             ),
+            drain_window: Duration::from_secs(webhook_drain_seconds),
         }))
     }
 }
@@ -153,6 +156,7 @@ fn serve_webhook(
         handle: server.handle(),
         task: tokio::spawn(server),
         draining,
+        drain_window: plan.drain_window,
     })
 }
 
@@ -161,15 +165,23 @@ struct WebhookServer {
     handle: actix_web::dev::ServerHandle,
     task: JoinHandle<std::io::Result<()>>,
     draining: Arc<std::sync::atomic::AtomicBool>,
+    drain_window: Duration,
 }
 
 impl WebhookServer {
-    /// Stops accepting, lets in-flight reviews finish (their connections close after the
-    /// answer), then returns; bounded by the server's shutdown timeout.
+    /// Graceful stop in two steps. For `drain_window` it keeps serving, but every answer
+    /// closes its connection: an apiserver connection that is in use ends cleanly after a
+    /// response. (Cutting a kept-alive connection can race a request the apiserver is just
+    /// writing; Go does not retry a POST, so that admission call would fail.) Then it stops
+    /// accepting, finishes the reviews in flight (actix closes idle connections and answers
+    /// in-flight ones with `Connection: close`), and returns; bounded by the server's shutdown
+    /// timeout.
     async fn drain(self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        info!("webhook: no longer accepting connections; draining in-flight reviews");
+        info!(window = ?self.drain_window, "webhook: draining; answers now close their connection");
+        tokio::time::sleep(self.drain_window).await;
+        info!("webhook: no longer accepting connections; finishing in-flight reviews");
         self.handle.stop(true).await;
         self.task.abort();
     }
@@ -260,12 +272,25 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         },
     };
     // Dropping elect_and_lead's future aborted the leader's work; give the Lease back so a
-    // standby takes over now rather than after the lease duration.
-    release_lease(&client, &namespace, &identity).await;
-    // Graceful: stop accepting, finish in-flight admission reviews, probes and scrapes.
-    if let Some(server) = webhook_server {
-        server.drain().await;
-    }
+    // standby takes over now rather than after the lease duration. Bounded, and alongside the
+    // webhook's drain: a slow apiserver must not keep this replica from stopping in time.
+    let release = async {
+        if tokio::time::timeout(
+            Duration::from_secs(3),
+            release_lease(&client, &namespace, &identity),
+        )
+        .await
+        .is_err()
+        {
+            warn!("releasing the leader Lease timed out; it will expire");
+        }
+    };
+    let drain = async {
+        if let Some(server) = webhook_server {
+            server.drain().await;
+        }
+    };
+    tokio::join!(release, drain);
     http_handle.stop(true).await;
     info!("stopped");
     outcome

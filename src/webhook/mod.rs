@@ -107,7 +107,8 @@ pub struct WebhookState {
     pub signer_name: String,
     pub defaults: Defaults,
     pub applications: ApplicationLookup,
-    /// Set at shutdown: answers then close their connection (see [`validate`]).
+    /// Set at SIGTERM, for the drain window before the listener closes: answers then close
+    /// their connection (see [`validate`]).
     pub draining: Arc<AtomicBool>,
 }
 
@@ -152,9 +153,8 @@ async fn validate(
         Err(message) => return bad_request(StatusCode::BAD_REQUEST, message),
     };
     let mut reply = HttpResponse::Ok();
-    // While draining, close each connection after its answer: the apiserver keeps webhook
-    // connections alive, and would otherwise keep this replica busy until the shutdown timeout
-    // instead of reconnecting to one that stays.
+    // While draining (after SIGTERM, before the listener closes), close each connection after
+    // its answer, so the apiserver's next call opens a new one, to a replica that stays.
     if state.draining.load(Ordering::Relaxed) {
         reply.force_close();
     }
@@ -231,8 +231,6 @@ pub fn https_server(
             .configure(configure)
     })
     .workers(WORKERS)
-    // Idle kept-alive connections hold a draining worker; the apiserver reconnects cheaply.
-    .keep_alive(std::time::Duration::from_secs(5))
     // In-flight reviews take milliseconds; this bounds a drain held open by a slow client
     // well inside Kubernetes' default 30 s termination grace period.
     .shutdown_timeout(10)
