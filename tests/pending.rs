@@ -94,6 +94,17 @@ async fn a_replaced_signing_ca_is_used_without_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
 
+    // A certificate from the CA in use now, to check it still verifies after the change.
+    let app = unique("byo-app");
+    application(&cluster.client, &app, None).await;
+    let who = requester(&cluster, Some(&app)).await;
+    let name = request_certificate(&who, "before-byo", &app, d);
+    let Outcome::Issued(chain) = wait_outcome(&cluster.client, &name).await else {
+        panic!("not issued:\n{}", controller.logs());
+    };
+    let before = openssl::x509::X509::stack_from_pem(&chain).expect("chain")[0].clone();
+    std::fs::write(d.join("before.crt"), before.to_pem().expect("pem")).expect("write");
+
     // Bring your own CA, made with openssl and installed with kubectl.
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
@@ -153,26 +164,41 @@ async fn a_replaced_signing_ca_is_used_without_restart() {
         .arg(d.join("secret.yaml")));
     assert!(out.status.success(), "{}", stderr(&out));
 
-    // The bundle is republished with the new CA...
+    // The bundle is republished with the new CA first, keeping the one it replaced: what that
+    // CA issued still verifies against the bundle...
     let bundles: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "certpair-system");
-    let byo = std::fs::read_to_string(d.join("byo.crt")).expect("read");
-    wait_for(
+    let byo = openssl::x509::X509::from_pem(&std::fs::read(d.join("byo.crt")).expect("read"))
+        .expect("byo")
+        .to_der()
+        .expect("der");
+    let bundle_pem = |cm: Option<&ConfigMap>| {
+        cm.and_then(|c| c.data.as_ref())
+            .and_then(|d| d.get("ca.crt"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let first_is_byo = move |cm: Option<&ConfigMap>| {
+        openssl::x509::X509::stack_from_pem(bundle_pem(cm).as_bytes())
+            .ok()
+            .and_then(|certs| certs.first()?.to_der().ok())
+            .is_some_and(|der| der == byo)
+    };
+    let bundle = wait_for(
         &bundles,
         "certpair-ca-bundle",
-        "the new CA in the bundle",
+        "the new CA first in the bundle",
         Duration::from_secs(30),
-        |cm: Option<&ConfigMap>| {
-            cm.and_then(|c| c.data.as_ref())
-                .and_then(|d| d.get("ca.crt"))
-                .is_some_and(|b| b.trim() == byo.trim())
-        },
+        first_is_byo,
     )
     .await;
+    let bundle = bundle
+        .data
+        .and_then(|d| d.get("ca.crt").cloned())
+        .unwrap_or_default();
+    std::fs::write(d.join("bundle.pem"), &bundle).expect("write");
+    openssl(&["verify", "-CAfile", "bundle.pem", "before.crt"]);
 
-    // ...and the next certificate is signed by it.
-    let app = unique("byo-app");
-    application(&cluster.client, &app, None).await;
-    let who = requester(&cluster, Some(&app)).await;
+    // ...and the next certificate is signed by the new one.
     let name = request_certificate(&who, "byo-csr", &app, d);
     let Outcome::Issued(chain) = wait_outcome(&cluster.client, &name).await else {
         panic!("not issued:\n{}", controller.logs());
@@ -180,6 +206,7 @@ async fn a_replaced_signing_ca_is_used_without_restart() {
     let leaf = openssl::x509::X509::stack_from_pem(&chain).expect("chain")[0].clone();
     std::fs::write(d.join("leaf.crt"), leaf.to_pem().expect("pem")).expect("write");
     openssl(&["verify", "-CAfile", "byo.crt", "leaf.crt"]);
+    openssl(&["verify", "-CAfile", "bundle.pem", "leaf.crt"]);
     assert_eq!(
         leaf.issuer_name()
             .entries()

@@ -18,11 +18,15 @@ use kube::{
     api::{ObjectMeta, Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
+use openssl::x509::X509;
 use tracing::{error, info, warn};
 
 use crate::{
     api::FIELD_MANAGER,
-    pki::{authority::Authority, now_unix},
+    pki::{
+        authority::{Authority, AuthorityError},
+        now_unix,
+    },
     telemetry::Metrics,
 };
 
@@ -190,41 +194,57 @@ async fn load(
     };
     metrics.ca_not_after.set(ca.window().not_after);
     info!(subject = %ca.subject_line(), not_after = ca.window().not_after, "signing CA loaded");
-    // Publish the certificates as parsed, re-encoded: a tls.crt that also holds a private key
-    // (cert and key concatenated by mistake) must not leak the key into a public ConfigMap.
-    let chain = match ca.chain_pem() {
-        Ok(chain) => chain,
-        Err(e) => return error!(error = %e, "encoding the CA chain failed"),
-    };
-    if let Err(e) = publish_bundle(client, &settings.namespace, &chain).await {
+    if let Err(e) = publish_bundle(client, &settings.namespace, &ca).await {
         warn!(error = %e, "publishing the CA bundle failed; will retry on the next change");
     }
     handle.set(ca);
 }
 
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("encoding the CA chain: {0}")]
+    Pki(#[from] AuthorityError),
+}
+
+/// Publishes the trust bundle: the CA's chain, then every CA already in the bundle that is
+/// still valid. After a CA is replaced, the certificates the old one issued (for up to five
+/// years) keep verifying against the bundle until the old CA expires; an operator who wants
+/// one gone sooner deletes it from the ConfigMap, and certpair keeps only what it finds there.
+/// Certificates are published as parsed and re-encoded: a tls.crt that also holds a private
+/// key (cert and key concatenated by mistake) must not leak the key into a public ConfigMap.
 async fn publish_bundle(
     client: &Client,
     namespace: &str,
-    chain_pem: &[u8],
-) -> Result<(), kube::Error> {
+    ca: &Authority,
+) -> Result<(), PublishError> {
+    let api = Api::<ConfigMap>::namespaced(client.clone(), namespace);
+    let published = api.get_opt(CA_BUNDLE_CONFIGMAP).await?.and_then(|cm| {
+        cm.data
+            .and_then(|mut d| d.remove(CA_BUNDLE_KEY))
+            .map(String::into_bytes)
+    });
+    let chain = X509::stack_from_pem(&ca.chain_pem()?).map_err(AuthorityError::from)?;
+    let pem = crate::pki::bundle::merge(&chain, published.as_deref(), now_unix(), |_| true)
+        .map_err(AuthorityError::from)?;
     let bundle = ConfigMap {
         metadata: owned_meta(CA_BUNDLE_CONFIGMAP),
         data: Some(BTreeMap::from([(
             CA_BUNDLE_KEY.into(),
-            String::from_utf8_lossy(chain_pem).into_owned(),
+            String::from_utf8_lossy(&pem).into_owned(),
         )])),
         ..Default::default()
     };
     let mut value = serde_json::to_value(&bundle).map_err(kube::Error::SerdeError)?;
     value["apiVersion"] = "v1".into();
     value["kind"] = "ConfigMap".into();
-    Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .patch(
-            CA_BUNDLE_CONFIGMAP,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(value),
-        )
-        .await?;
+    api.patch(
+        CA_BUNDLE_CONFIGMAP,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(value),
+    )
+    .await?;
     Ok(())
 }
 

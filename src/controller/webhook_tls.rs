@@ -289,22 +289,17 @@ async fn write_secret(
 /// safe: replicas still serving a certificate from the old CA stay trusted until it expires.
 /// Anything unparsable or expired (e.g. garbage written into caBundle) is dropped.
 fn desired_bundle(current_ca: &X509, injected: Option<&[u8]>, now: i64) -> Result<Vec<u8>, Error> {
-    let mut out = current_ca.to_pem()?;
-    let current_der = current_ca.to_der()?;
-    let earlier = injected
-        .and_then(|pem| X509::stack_from_pem(pem).ok())
-        .unwrap_or_default();
-    for cert in earlier {
-        let still_valid = crate::pki::authority::unix(cert.not_after()).is_ok_and(|t| t > now);
-        let ours = cert
-            .subject_name()
+    let ours = |cert: &X509| {
+        cert.subject_name()
             .entries_by_nid(Nid::COMMONNAME)
-            .any(|e| e.data().as_slice() == WEBHOOK_CA_NAME.as_bytes());
-        if still_valid && ours && cert.to_der()? != current_der {
-            out.extend(cert.to_pem()?);
-        }
-    }
-    Ok(out)
+            .any(|e| e.data().as_slice() == WEBHOOK_CA_NAME.as_bytes())
+    };
+    Ok(crate::pki::bundle::merge(
+        std::slice::from_ref(current_ca),
+        injected,
+        now,
+        ours,
+    )?)
 }
 
 /// Sets `caBundle` on every webhook of the configuration; returns whether anything changed.

@@ -2,6 +2,7 @@
 //! get back typed facts, so everything in this module is tested with plain unit tests.
 
 pub mod authority;
+pub mod bundle;
 pub mod csr;
 pub mod profile;
 

@@ -1,0 +1,103 @@
+//! Trust bundles that survive a change of CA: the current CA first, then the earlier ones
+//! still valid, so certificates they issued keep verifying until they expire.
+
+use openssl::{error::ErrorStack, x509::X509};
+
+/// PEM of `current` (in order) followed by every certificate of `published` (the bundle out
+/// there now) that is still valid at `now`, passes `keep`, and is not already in `current`.
+/// Whatever in `published` does not parse is dropped: a bundle is certificates only.
+pub fn merge(
+    current: &[X509],
+    published: Option<&[u8]>,
+    now: i64,
+    keep: impl Fn(&X509) -> bool,
+) -> Result<Vec<u8>, ErrorStack> {
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for cert in current {
+        out.extend(cert.to_pem()?);
+        seen.push(cert.to_der()?);
+    }
+    let earlier = published
+        .and_then(|pem| X509::stack_from_pem(pem).ok())
+        .unwrap_or_default();
+    for cert in earlier {
+        let der = cert.to_der()?;
+        let still_valid = super::authority::unix(cert.not_after()).is_ok_and(|t| t > now);
+        if still_valid && keep(&cert) && !seen.contains(&der) {
+            out.extend(cert.to_pem()?);
+            seen.push(der);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::pki::authority::Authority;
+
+    fn ca(name: &str, seconds: u64, now: i64) -> X509 {
+        Authority::generate(name, Duration::from_secs(seconds), now)
+            .expect("CA")
+            .certificate()
+            .clone()
+    }
+
+    fn names(pem: &[u8]) -> Vec<String> {
+        X509::stack_from_pem(pem)
+            .expect("pem")
+            .iter()
+            .map(|c| {
+                c.subject_name()
+                    .entries()
+                    .next()
+                    .and_then(|e| e.data().to_string().ok())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn current_first_then_earlier_valid_ones_once() {
+        let now = crate::pki::now_unix();
+        let current = ca("current", 3600, now);
+        let earlier = ca("earlier", 3600, now - 60);
+        // Issued two hours ago for one hour: expired now.
+        let expired = ca("expired", 3600, now - 7200);
+        let published: Vec<u8> = [&earlier, &expired, &current, &earlier]
+            .iter()
+            .flat_map(|c| c.to_pem().expect("pem"))
+            .chain(b"garbage\n".iter().copied())
+            .collect();
+        let out = merge(
+            std::slice::from_ref(&current),
+            Some(&published),
+            now,
+            |_| true,
+        )
+        .expect("merge");
+        assert_eq!(names(&out), ["current", "earlier"]);
+
+        let out = merge(std::slice::from_ref(&current), Some(&published), now, |c| {
+            c.subject_name()
+                .entries()
+                .all(|e| e.data().as_slice() != b"earlier")
+        })
+        .expect("merge");
+        assert_eq!(names(&out), ["current"], "keep() filters");
+
+        let out = merge(std::slice::from_ref(&current), None, now, |_| true).expect("merge");
+        assert_eq!(names(&out), ["current"]);
+        let out = merge(
+            std::slice::from_ref(&current),
+            Some(b"garbage"),
+            now,
+            |_| true,
+        )
+        .expect("merge");
+        assert_eq!(names(&out), ["current"]);
+    }
+}
