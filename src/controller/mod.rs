@@ -410,9 +410,27 @@ async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<
     // leader's work must stop before the Lease is released, or a standby and this replica
     // would both act for a moment.
     let _manager_task = AbortOnDrop(manager_task);
+    let (confirmed_tx, mut confirmed) = watch::channel(false);
+    let check_now = Arc::new(tokio::sync::Notify::new());
+    let _confirm_task = AbortOnDrop(tokio::spawn(confirm_lease(
+        settings.client.clone(),
+        settings.namespace.clone(),
+        settings.identity.clone(),
+        // Six checks per lease duration: the renewal counts as fresh up to one check before
+        // expiry, so this replica stops by the time the Lease expires (and a standby could
+        // take it), while the manager's renewal at two thirds leaves a check of slack.
+        Duration::from_millis((lease_seconds * 1000 / 6).max(1000)),
+        check_now.clone(),
+        confirmed_tx,
+    )));
     let mut term: Option<AbortOnDrop<()>> = None;
     loop {
-        let leading = *is_leader.borrow_and_update();
+        let holds = *is_leader.borrow_and_update();
+        let leading = holds && *confirmed.borrow_and_update();
+        if holds && !leading {
+            // Just acquired: confirm now rather than at the next tick.
+            check_now.notify_one();
+        }
         match (leading, term.is_some()) {
             (true, false) => {
                 info!(identity = %settings.identity, "became leader");
@@ -420,7 +438,7 @@ async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<
                 term = Some(AbortOnDrop(tokio::spawn(lead(settings.clone()))));
             }
             (false, true) => {
-                warn!(identity = %settings.identity, "lost leadership; stopping approval and signing");
+                warn!(identity = %settings.identity, lease_manager_says_held = holds, "lost leadership (or cannot confirm it); stopping approval and signing");
                 settings.metrics.leader.set(0);
                 term = None;
             }
@@ -430,6 +448,11 @@ async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<
             changed = is_leader.changed() => {
                 if changed.is_err() {
                     return Err(Error::Lease("the lease manager stopped".into()));
+                }
+            }
+            changed = confirmed.changed() => {
+                if changed.is_err() {
+                    return Err(Error::Lease("the lease check stopped".into()));
                 }
             }
             // The leader's work never ends by itself; if it did (a panic), holding the Lease
@@ -442,6 +465,67 @@ async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<
                 return Err(Error::Lease(format!("the leader's work {why} unexpectedly")));
             }
         }
+    }
+}
+
+/// Publishes whether the apiserver shows this replica holding a current Lease.
+///
+/// The lease manager reports a change of holder, but not a renewal that keeps failing: while
+/// its API calls fail (an overloaded apiserver, a revoked permission) it keeps saying "leader",
+/// and after the lease duration a standby takes the expired Lease, so both would act. This
+/// check reads the Lease every `every`: held and renewed less than `duration - every` ago
+/// confirms; another holder or an older renewal denies at once; failed reads deny once the
+/// last confirmation is that old. So this replica stops acting by the time its Lease expires.
+async fn confirm_lease(
+    client: Client,
+    namespace: String,
+    identity: String,
+    every: Duration,
+    check_now: Arc<tokio::sync::Notify>,
+    confirmed: watch::Sender<bool>,
+) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(client, &namespace);
+    let mut last_confirmed: Option<(tokio::time::Instant, Duration)> = None;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = check_now.notified() => {}
+        }
+        let now = tokio::time::Instant::now();
+        let held = match leases.get_opt(LEADER_LEASE).await {
+            Ok(lease) => {
+                let spec = lease.and_then(|l| l.spec).unwrap_or_default();
+                let duration = Duration::from_secs(
+                    u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0),
+                );
+                // How long ago the Lease was renewed (this replica's clock wrote renewTime).
+                let age = spec
+                    .renew_time
+                    .as_ref()
+                    .map(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0))
+                    .filter(|age| age.as_secs() >= 0)
+                    .map(|age| age.unsigned_abs());
+                let ours = spec.holder_identity.as_deref() == Some(identity.as_str());
+                match age {
+                    Some(age) if ours && age < duration.saturating_sub(every) => {
+                        last_confirmed = Some((now.checked_sub(age).unwrap_or(now), duration));
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Err(e) => {
+                let still = last_confirmed.is_some_and(|(renewed, duration)| {
+                    now - renewed < duration.saturating_sub(every)
+                });
+                debug!(error = %e, still_confirmed = still, "reading the leader Lease failed");
+                still
+            }
+        };
+        confirmed.send_if_modified(|c| std::mem::replace(c, held) != held);
     }
 }
 
