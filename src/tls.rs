@@ -62,7 +62,7 @@ impl ServingIdentity {
         let key =
             PKey::private_key_from_pem(key_pem).map_err(|e| TlsError::KeyPem(e.to_string()))?;
         let leaf_key = leaf.public_key()?;
-        if !key.public_eq(&leaf_key) {
+        if !crate::pki::openssl_check(|| key.public_eq(&leaf_key)) {
             return Err(TlsError::KeyMismatch);
         }
         Ok(Self {

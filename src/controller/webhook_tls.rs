@@ -208,7 +208,7 @@ fn serving_problem(secret: &Secret, ca: &Authority, s: &Settings, now: i64) -> O
         .certificate()
         .public_key()
         .ok()
-        .and_then(|k| leaf.verify(&k).ok())
+        .and_then(|k| crate::pki::openssl_check(|| leaf.verify(&k).ok()))
         .unwrap_or(false);
     if !signed_by_ca {
         return Some(Repair::ServingForeignCa);
@@ -502,7 +502,7 @@ pub async fn serve_from_secret(
             bundle.iter().any(|ca| {
                 ca.public_key()
                     .ok()
-                    .and_then(|k| identity.leaf().verify(&k).ok())
+                    .and_then(|k| crate::pki::openssl_check(|| identity.leaf().verify(&k).ok()))
                     .unwrap_or(false)
             })
         });

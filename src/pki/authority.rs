@@ -95,7 +95,7 @@ impl Authority {
         let key = PKey::private_key_from_pem(key_pem)
             .map_err(|e| AuthorityError::KeyPem(e.to_string()))?;
         let cert_key = cert.public_key()?;
-        if !key.public_eq(&cert_key) {
+        if !super::openssl_check(|| key.public_eq(&cert_key)) {
             return Err(AuthorityError::KeyMismatch);
         }
         let der = cert.to_der()?;

@@ -355,9 +355,11 @@ fn verify_common(
         EcKey::public_key_from_der(spki.raw).and_then(PKey::from_ec_key)
     };
     let key = key.ok()?;
-    let verified = Verifier::new(digest, &key)
-        .and_then(|mut v| v.verify_oneshot(signature, info))
-        .unwrap_or(false);
+    let verified = super::openssl_check(|| {
+        Verifier::new(digest, &key)
+            .and_then(|mut v| v.verify_oneshot(signature, info))
+            .unwrap_or(false)
+    });
     Some(if verified {
         Ok(key)
     } else {
@@ -403,7 +405,7 @@ fn verify_any(der: &[u8]) -> Result<PKey<Public>, CsrError> {
     let public_key = ossl
         .public_key()
         .map_err(|e| CsrError::Malformed(format!("unreadable public key: {e}")))?;
-    if !ossl.verify(&public_key).unwrap_or(false) {
+    if !super::openssl_check(|| ossl.verify(&public_key).unwrap_or(false)) {
         return Err(CsrError::BadSignature);
     }
     Ok(public_key)
@@ -803,6 +805,28 @@ mod tests {
                 "{label}: accepted as {:?}",
                 result.map(|r| r.key)
             );
+        }
+    }
+
+    /// A refusal leaves nothing in OpenSSL's per-thread error queue: a stale entry there makes
+    /// the next TLS read on the same thread (the kube client's connection to the apiserver, a
+    /// webhook connection) fail as if it were its own error.
+    #[test]
+    fn refusals_leave_the_openssl_error_queue_empty() {
+        let _ = openssl::error::ErrorStack::get();
+        for (label, key) in [
+            ("RSA", rsa(2048)),
+            ("P-256", p256()),
+            ("Ed25519", PKey::generate_ed25519().expect("ed25519")),
+        ] {
+            let pem = Req::cn("billing").pem(&key);
+            assert_eq!(
+                parse_pem(&tampered(&pem, "billing")).unwrap_err(),
+                CsrError::BadSignature,
+                "{label}"
+            );
+            let queued = openssl::error::ErrorStack::get();
+            assert!(queued.errors().is_empty(), "{label}: {queued}");
         }
     }
 }

@@ -6,6 +6,19 @@ pub mod bundle;
 pub mod csr;
 pub mod profile;
 
+/// Runs an OpenSSL check whose "no" (a signature that does not verify, keys that differ) can
+/// leave entries in OpenSSL's per-thread error queue, and empties the queue afterwards.
+///
+/// Why: a stale entry makes the next TLS read on the same thread fail as if it were its own.
+/// Seen here: after the webhook's readiness check tried the serving certificate against a CA
+/// that did not sign it, the kube client's watch connection on that tokio thread died with
+/// "ASN1_item_verify_ctx: EVP lib" and the replica missed the new serving Secret for a second.
+pub fn openssl_check<T>(check: impl FnOnce() -> T) -> T {
+    let out = check();
+    let _ = openssl::error::ErrorStack::get();
+    out
+}
+
 /// Seconds since the Unix epoch, from the system clock.
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
@@ -15,3 +28,29 @@ pub fn now_unix() -> i64 {
 }
 #[cfg(test)]
 pub mod testing;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use openssl::error::ErrorStack;
+
+    use super::*;
+
+    #[test]
+    fn openssl_check_leaves_no_stale_errors() {
+        let now = now_unix();
+        let a = authority::Authority::generate("a", Duration::from_secs(600), now).expect("CA");
+        let b = authority::Authority::generate("b", Duration::from_secs(600), now).expect("CA");
+        let other_key = b.certificate().public_key().expect("key");
+        let _ = ErrorStack::get();
+        // The premise: a signature that does not verify answers Ok(false) and leaves errors.
+        assert!(!a.certificate().verify(&other_key).expect("verify"));
+        assert!(!ErrorStack::get().errors().is_empty());
+        assert!(!openssl_check(|| a
+            .certificate()
+            .verify(&other_key)
+            .expect("verify")));
+        assert!(ErrorStack::get().errors().is_empty());
+    }
+}
