@@ -149,8 +149,10 @@ pub struct WebhookArgs {
     /// Seconds the webhook keeps serving after SIGTERM, closing each connection after its
     /// answer, before it stops accepting and drains: the apiserver's kept-alive connections
     /// then end cleanly after a response instead of being cut while it may be writing to them.
+    /// At most 10: with the 5 s preStop sleep and the 10 s bound on in-flight reviews that
+    /// stays inside Kubernetes' default 30 s grace period.
     #[arg(long, env = "CERTPAIR_WEBHOOK_DRAIN_SECONDS", default_value_t = 2,
-          value_parser = clap::value_parser!(u64).range(0..=20))]
+          value_parser = clap::value_parser!(u64).range(0..=10))]
     pub webhook_drain_seconds: u64,
 }
 

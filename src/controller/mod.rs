@@ -399,6 +399,7 @@ async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<
         .with_namespace(&settings.namespace)
         .with_identity(&settings.identity)
         .with_duration(lease_seconds)
+        // Keep in step with lease_check_interval.
         .with_grace((lease_seconds / 3).max(1))
         // The default field manager embeds the identity: the crate relies on server-side
         // apply conflicts between distinct managers so two replicas cannot both lock.
@@ -416,10 +417,11 @@ async fn elect_and_lead(settings: LeaderSettings, lease_seconds: u64) -> Result<
         settings.client.clone(),
         settings.namespace.clone(),
         settings.identity.clone(),
-        // Six checks per lease duration: the renewal counts as fresh up to one check before
-        // expiry, so this replica stops by the time the Lease expires (and a standby could
-        // take it), while the manager's renewal at two thirds leaves a check of slack.
-        Duration::from_millis((lease_seconds * 1000 / 6).max(1000)),
+        // A renewal counts as fresh until one check before expiry, so this replica stops by
+        // the time the Lease expires (and a standby could take it). The manager renews `grace`
+        // before expiry; checking at most every half grace leaves a check of slack for the
+        // renewal's round trip, so a healthy leader never reads its own Lease as stale.
+        lease_check_interval(lease_seconds),
         check_now.clone(),
         confirmed_tx,
     )));
@@ -495,26 +497,39 @@ async fn confirm_lease(
             () = check_now.notified() => {}
         }
         let now = tokio::time::Instant::now();
-        let held = match leases.get_opt(LEADER_LEASE).await {
+        // Bounded: a read hung on a dead connection must end in "not confirmed" in time.
+        let read = tokio::time::timeout(every, leases.get_opt(LEADER_LEASE))
+            .await
+            .unwrap_or_else(|_| Err(kube::Error::Service("reading the Lease timed out".into())));
+        let held = match read {
             Ok(lease) => {
                 let spec = lease.and_then(|l| l.spec).unwrap_or_default();
                 let duration = Duration::from_secs(
                     u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0),
                 );
-                // How long ago the Lease was renewed (this replica's clock wrote renewTime).
-                let age = spec
-                    .renew_time
-                    .as_ref()
-                    .map(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0))
-                    .filter(|age| age.as_secs() >= 0)
-                    .map(|age| age.unsigned_abs());
+                // How long ago the Lease was renewed. The holder's clock wrote renewTime, so
+                // for our own Lease a negative age is only clock noise (or another replica's
+                // stray write): count it as just renewed.
+                let age = spec.renew_time.as_ref().map(|t| {
+                    let age = k8s_openapi::jiff::Timestamp::now().duration_since(t.0);
+                    if age.is_negative() {
+                        Duration::ZERO
+                    } else {
+                        age.unsigned_abs()
+                    }
+                });
                 let ours = spec.holder_identity.as_deref() == Some(identity.as_str());
                 match age {
                     Some(age) if ours && age < duration.saturating_sub(every) => {
                         last_confirmed = Some((now.checked_sub(age).unwrap_or(now), duration));
                         true
                     }
-                    _ => false,
+                    _ => {
+                        // Denied by what the apiserver shows: a later failed read must not
+                        // fall back on an older confirmation.
+                        last_confirmed = None;
+                        false
+                    }
                 }
             }
             Err(e) => {
@@ -527,6 +542,13 @@ async fn confirm_lease(
         };
         confirmed.send_if_modified(|c| std::mem::replace(c, held) != held);
     }
+}
+
+/// How often the holder reads its Lease: six times per duration, and at least twice per
+/// grace period (the manager renews a third of the duration before expiry, at least 1 s).
+fn lease_check_interval(lease_seconds: u64) -> Duration {
+    let grace_ms = (lease_seconds / 3).max(1) * 1000;
+    Duration::from_millis((lease_seconds * 1000 / 6).min(grace_ms / 2).max(250))
 }
 
 /// A task handle that aborts its task when dropped.
@@ -656,4 +678,28 @@ async fn shutdown_signal() -> Result<()> {
         _ = int.recv() => info!("SIGINT received; shutting down"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// For every lease duration the CLI accepts, the holder reads its Lease at least twice
+    /// between the manager's renewal and the point it counts as stale, and at least six
+    /// times per duration.
+    #[test]
+    fn lease_checks_leave_slack_for_the_renewal() {
+        for seconds in 2..=300u64 {
+            let every = lease_check_interval(seconds);
+            let grace = Duration::from_secs((seconds / 3).max(1));
+            assert!(
+                every * 2 <= grace,
+                "{seconds} s: every {every:?}, grace {grace:?}"
+            );
+            assert!(every * 6 <= Duration::from_secs(seconds), "{seconds} s");
+            assert!(every >= Duration::from_millis(250), "{seconds} s");
+        }
+        assert_eq!(lease_check_interval(15), Duration::from_millis(2500));
+        assert_eq!(lease_check_interval(6), Duration::from_millis(1000));
+    }
 }

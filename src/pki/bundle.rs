@@ -5,7 +5,8 @@ use openssl::{error::ErrorStack, x509::X509};
 
 /// PEM of `current` (in order) followed by every certificate of `published` (the bundle out
 /// there now) that is still valid at `now`, passes `keep`, and is not already in `current`.
-/// Whatever in `published` does not parse is dropped: a bundle is certificates only.
+/// Whatever in `published` does not parse is dropped, block by block: a bundle is
+/// certificates only, and one damaged block must not cost the others.
 pub fn merge(
     current: &[X509],
     published: Option<&[u8]>,
@@ -18,10 +19,7 @@ pub fn merge(
         out.extend(cert.to_pem()?);
         seen.push(cert.to_der()?);
     }
-    let earlier = published
-        .and_then(|pem| X509::stack_from_pem(pem).ok())
-        .unwrap_or_default();
-    for cert in earlier {
+    for cert in published.map(certificates).unwrap_or_default() {
         let der = cert.to_der()?;
         let still_valid = super::authority::unix(cert.not_after()).is_ok_and(|t| t > now);
         if still_valid && keep(&cert) && !seen.contains(&der) {
@@ -30,6 +28,26 @@ pub fn merge(
         }
     }
     Ok(out)
+}
+
+/// Every `CERTIFICATE` block of `pem` that parses. (`X509::stack_from_pem` is all or nothing.)
+fn certificates(pem: &[u8]) -> Vec<X509> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = find(rest, BEGIN) {
+        let block = &rest[start..];
+        let Some(end) = find(block, END).map(|e| e + END.len()) else {
+            break;
+        };
+        if let Ok(cert) = X509::from_pem(&block[..end]) {
+            out.push(cert);
+        }
+        rest = &block[end..];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -99,5 +117,23 @@ mod tests {
         )
         .expect("merge");
         assert_eq!(names(&out), ["current"]);
+
+        // One damaged block costs only itself.
+        let damaged = String::from_utf8(earlier.to_pem().expect("pem"))
+            .expect("ascii")
+            .replacen("MII", "M!I", 1);
+        let published: Vec<u8> = [
+            damaged.into_bytes(),
+            ca("kept", 3600, now - 60).to_pem().expect("pem"),
+        ]
+        .concat();
+        let out = merge(
+            std::slice::from_ref(&current),
+            Some(&published),
+            now,
+            |_| true,
+        )
+        .expect("merge");
+        assert_eq!(names(&out), ["current", "kept"]);
     }
 }

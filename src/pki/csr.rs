@@ -808,7 +808,7 @@ mod tests {
         }
     }
 
-    /// A refusal leaves nothing in OpenSSL's per-thread error queue: a stale entry there makes
+    /// An answer, yes or no, leaves nothing in OpenSSL's per-thread error queue: a stale entry there makes
     /// the next TLS read on the same thread (the kube client's connection to the apiserver, a
     /// webhook connection) fail as if it were its own error.
     #[test]
@@ -820,6 +820,9 @@ mod tests {
             ("Ed25519", PKey::generate_ed25519().expect("ed25519")),
         ] {
             let pem = Req::cn("billing").pem(&key);
+            parse_pem(&pem).expect("parses");
+            let queued = openssl::error::ErrorStack::get();
+            assert!(queued.errors().is_empty(), "{label}, accepted: {queued}");
             assert_eq!(
                 parse_pem(&tampered(&pem, "billing")).unwrap_err(),
                 CsrError::BadSignature,

@@ -52,5 +52,11 @@ mod tests {
             .verify(&other_key)
             .expect("verify")));
         assert!(ErrorStack::get().errors().is_empty());
+
+        // Loading a good CA pair leaves nothing behind either.
+        let key = a.key_pem().expect("key");
+        authority::Authority::from_pem(&a.chain_pem().expect("chain"), &key).expect("load");
+        let queued = ErrorStack::get();
+        assert!(queued.errors().is_empty(), "{queued}");
     }
 }
