@@ -90,33 +90,21 @@ mod tests {
             .flat_map(|c| c.to_pem().expect("pem"))
             .chain(b"garbage\n".iter().copied())
             .collect();
-        let out = merge(
-            std::slice::from_ref(&current),
-            Some(&published),
-            now,
-            |_| true,
-        )
-        .expect("merge");
-        assert_eq!(names(&out), ["current", "earlier"]);
+        let current = std::slice::from_ref(&current);
+        let merged = |published: Option<&[u8]>| {
+            names(&merge(current, published, now, |_| true).expect("merge"))
+        };
+        assert_eq!(merged(Some(&published)), ["current", "earlier"]);
+        assert_eq!(merged(None), ["current"]);
+        assert_eq!(merged(Some(b"garbage")), ["current"]);
 
-        let out = merge(std::slice::from_ref(&current), Some(&published), now, |c| {
+        let out = merge(current, Some(&published), now, |c| {
             c.subject_name()
                 .entries()
                 .all(|e| e.data().as_slice() != b"earlier")
         })
         .expect("merge");
         assert_eq!(names(&out), ["current"], "keep() filters");
-
-        let out = merge(std::slice::from_ref(&current), None, now, |_| true).expect("merge");
-        assert_eq!(names(&out), ["current"]);
-        let out = merge(
-            std::slice::from_ref(&current),
-            Some(b"garbage"),
-            now,
-            |_| true,
-        )
-        .expect("merge");
-        assert_eq!(names(&out), ["current"]);
 
         // One damaged block costs only itself.
         let damaged = String::from_utf8(earlier.to_pem().expect("pem"))
@@ -127,13 +115,7 @@ mod tests {
             ca("kept", 3600, now - 60).to_pem().expect("pem"),
         ]
         .concat();
-        let out = merge(
-            std::slice::from_ref(&current),
-            Some(&published),
-            now,
-            |_| true,
-        )
-        .expect("merge");
-        assert_eq!(names(&out), ["current", "kept"]);
+        let out = names(&merge(current, Some(&published), now, |_| true).expect("merge"));
+        assert_eq!(out, ["current", "kept"]);
     }
 }
