@@ -112,9 +112,22 @@ pub struct WebhookState {
     pub draining: Arc<AtomicBool>,
 }
 
-fn bad_request(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+/// A reply that closes its connection while the server drains (see [`validate`]).
+fn reply(status: StatusCode, state: Option<&WebhookState>) -> actix_web::HttpResponseBuilder {
+    let mut reply = HttpResponse::build(status);
+    if state.is_some_and(|s| s.draining.load(Ordering::Relaxed)) {
+        reply.force_close();
+    }
+    reply
+}
+
+fn bad_request(
+    status: StatusCode,
+    state: Option<&WebhookState>,
+    message: impl Into<String>,
+) -> HttpResponse {
     let message = message.into();
-    HttpResponse::build(status).json(json!({
+    reply(status, state).json(json!({
         "kind": "Status",
         "apiVersion": "v1",
         "status": "Failure",
@@ -127,7 +140,7 @@ fn bad_request(status: StatusCode, message: impl Into<String>) -> HttpResponse {
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(MAX_BODY_BYTES)
-        .error_handler(|err, _req| {
+        .error_handler(|err, req| {
             let status = match &err {
                 actix_web::error::JsonPayloadError::Overflow { .. }
                 | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
@@ -139,7 +152,9 @@ pub fn json_config() -> web::JsonConfig {
                 _ => StatusCode::BAD_REQUEST,
             };
             let message = format!("not an admission.k8s.io/v1 AdmissionReview: {err}");
-            InternalError::from_response(err, bad_request(status, message)).into()
+            let state = req.app_data::<web::Data<WebhookState>>();
+            let response = bad_request(status, state.map(|s| s.get_ref()), message);
+            InternalError::from_response(err, response).into()
         })
 }
 
@@ -150,15 +165,11 @@ async fn validate(
 ) -> HttpResponse {
     let response = match answer(&state, body.into_inner()) {
         Ok(response) => response,
-        Err(message) => return bad_request(StatusCode::BAD_REQUEST, message),
+        Err(message) => return bad_request(StatusCode::BAD_REQUEST, Some(&state), message),
     };
-    let mut reply = HttpResponse::Ok();
-    // While draining (after SIGTERM, before the listener closes), close each connection after
-    // its answer, so the apiserver's next call opens a new one, to a replica that stays.
-    if state.draining.load(Ordering::Relaxed) {
-        reply.force_close();
-    }
-    reply.json(response.into_review())
+    // While draining (after SIGTERM, before the listener closes), every answer closes its
+    // connection, so the apiserver's next call opens a new one, to a replica that stays.
+    reply(StatusCode::OK, Some(&state)).json(response.into_review())
 }
 
 /// The AdmissionResponse for a review, or why the body is not one (a 400).
@@ -331,7 +342,8 @@ mod tests {
 
     const SIGNER: &str = crate::api::DEFAULT_SIGNER_NAME;
 
-    /// Answers close their connection once the server drains, and only then.
+    /// Answers, refusals included, close their connection once the server drains, and only
+    /// then.
     #[actix_web::test]
     async fn draining_closes_each_connection_after_its_answer() {
         use actix_web::http::ConnectionType;
@@ -351,6 +363,21 @@ mod tests {
         }
         assert_ne!(kinds[0], ConnectionType::Close);
         assert_eq!(kinds[1], ConnectionType::Close);
+
+        // Refusals of bad bodies close too: from the JSON extractor and from the handler.
+        for body in [&b"not json"[..], br#"{"apiVersion":"v1","kind":"Status"}"#] {
+            let req = test::TestRequest::post()
+                .uri("/validate/certificatesigningrequests")
+                .insert_header(("content-type", "application/json"))
+                .set_payload(body.to_vec())
+                .to_request();
+            let resp = test::call_service(&app, req).await;
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(
+                resp.response().head().connection_type(),
+                ConnectionType::Close
+            );
+        }
     }
 
     #[actix_web::test]
