@@ -45,6 +45,52 @@ pub struct Context {
     pub defaults: Defaults,
     pub signer_name: String,
     pub issued: mpsc::UnboundedSender<IssuedNote>,
+    pub retries: Retries,
+}
+
+/// Per-request retry delays after unexpected errors: 5 s, then doubling up to 5 min, reset by
+/// a reconcile that succeeds. A fixed delay would turn an apiserver outage into one request
+/// every 5 s for every CSR in flight, just when the apiserver is struggling.
+#[derive(Default)]
+pub struct Retries(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Retries {
+    const FIRST: Duration = Duration::from_secs(5);
+    const MAX: Duration = Duration::from_secs(300);
+    /// Failures remembered at most; beyond that (requests deleted while failing) start over.
+    const CAPACITY: usize = 10_000;
+
+    /// Records one more failure of `key` and returns how long to wait before the next try.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::CAPACITY && !map.contains_key(key) {
+            map.clear();
+        }
+        let failures = map.entry(key.to_owned()).or_insert(0);
+        *failures = failures.saturating_add(1);
+        Self::delay(*failures)
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    fn delay(failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(16);
+        Self::FIRST.saturating_mul(1 << doublings).min(Self::MAX)
+    }
+}
+
+/// Identity of a CSR for retry bookkeeping: its uid, so a request deleted and created again
+/// under the same name starts with a clean slate.
+fn retry_key(csr: &CertificateSigningRequest) -> String {
+    csr.metadata.uid.clone().unwrap_or_else(|| csr.name_any())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,8 +160,21 @@ pub fn slim(csr: &mut CertificateSigningRequest) {
     }
 }
 
-#[instrument(skip_all, fields(csr = %csr.name_any(), requester = csr.spec.username.as_deref().unwrap_or("")))]
+/// Reconciles one CSR; a success clears its retry backoff.
 pub async fn reconcile(
+    csr: Arc<CertificateSigningRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let key = retry_key(&csr);
+    let result = reconcile_once(csr, ctx.clone()).await;
+    if result.is_ok() {
+        ctx.retries.succeeded(&key);
+    }
+    result
+}
+
+#[instrument(skip_all, fields(csr = %csr.name_any(), requester = csr.spec.username.as_deref().unwrap_or("")))]
+async fn reconcile_once(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
@@ -385,11 +444,7 @@ async fn report(
 
 /// Conflicts mean our cache was behind: retry soon (the watch brings the new version). No CA
 /// yet: retry shortly. Anything else: back off.
-pub fn error_policy(
-    _csr: Arc<CertificateSigningRequest>,
-    err: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+pub fn error_policy(csr: Arc<CertificateSigningRequest>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconcile_errors
         .get_or_create(&crate::telemetry::ErrorLabels { kind: err.kind() })
@@ -398,8 +453,9 @@ pub fn error_policy(
         "conflict" => Action::requeue(Duration::from_millis(200)),
         "no_ca" => Action::requeue(Duration::from_secs(1)),
         _ => {
-            warn!(error = %err, "reconciling CSR failed; retrying in 5s");
-            Action::requeue(Duration::from_secs(5))
+            let delay = ctx.retries.failed(&retry_key(&csr));
+            warn!(csr = %csr.name_any(), error = %err, retry_in = ?delay, "reconciling CSR failed");
+            Action::requeue(delay)
         }
     }
 }
@@ -409,6 +465,20 @@ mod tests {
     use k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus;
 
     use super::*;
+
+    #[test]
+    fn retries_back_off_per_request_and_reset_on_success() {
+        let retries = Retries::default();
+        let waits: Vec<u64> = (0..9).map(|_| retries.failed("a").as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(retries.failed("b").as_secs(), 5, "per request");
+        retries.succeeded("a");
+        assert_eq!(retries.failed("a").as_secs(), 5, "reset by a success");
+        for _ in 0..100 {
+            retries.failed("a");
+        }
+        assert_eq!(retries.failed("a").as_secs(), 300, "no overflow");
+    }
 
     #[test]
     fn slim_keeps_what_reconcile_reads() {

@@ -610,6 +610,7 @@ async fn lead(s: LeaderSettings) {
         defaults: s.defaults.clone(),
         signer_name: s.signer_name.clone(),
         issued: issued_tx,
+        retries: csr::Retries::default(),
     });
     let csrs: Api<CertificateSigningRequest> = Api::all(s.client.clone());
     let only_ours =
