@@ -318,6 +318,45 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
     )
     .await;
 
+    // Bad input straight to the TLS listener: a clear 4xx with a JSON Status each, and the
+    // replica keeps serving (the reviews below still work).
+    for (label, request, status) in [
+        ("non-JSON", bad_post("application/json", b"not json"), 400),
+        (
+            "wrong kind",
+            bad_post("application/json", br#"{"apiVersion":"v1","kind":"Pod"}"#),
+            400,
+        ),
+        (
+            "no request",
+            bad_post(
+                "application/json",
+                br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+            ),
+            400,
+        ),
+        ("not JSON content", bad_post("text/plain", b"{}"), 415),
+        (
+            "over 1 MiB",
+            post_head("application/json", 2 * 1024 * 1024, ""),
+            413,
+        ),
+    ] {
+        let mut stream = support::webhook::tls_connect(port).expect("TLS to the webhook");
+        stream.write_all(&request).expect("send");
+        let (head, body) = read_http_response(&mut stream);
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}")),
+            "{label}: {head}"
+        );
+        assert_eq!(body["kind"], "Status", "{label}: {body}");
+        assert_eq!(body["code"], status, "{label}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{label}: {body}"
+        );
+    }
+
     // Graceful shutdown, on two kept-alive connections like the apiserver's. SIGTERM opens the
     // drain window: answers close their connection (A). A review started in the window and
     // still in flight when the listener closes (B, half sent) is answered, while new
@@ -331,14 +370,7 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         stream
     };
     let review = |uid: &str| serde_json::to_vec(&admission_review(uid, &good)).expect("json");
-    let post = |body: &[u8], extra: &str| {
-        format!(
-            "POST /validate/certificatesigningrequests HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
-            body.len()
-        )
-        .into_bytes()
-    };
+    let post = |body: &[u8], extra: &str| post_head("application/json", body.len(), extra);
     let exchange = |stream: &mut openssl::ssl::SslStream<std::net::TcpStream>, uid: &str| {
         let body = review(uid);
         stream
@@ -433,6 +465,20 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         .filter(|l| l.contains("watching") && l.contains("failed; retrying"))
         .collect();
     assert!(broken.is_empty(), "{broken:#?}");
+}
+
+/// The head of a POST to the webhook path; `extra` is more header lines, each ending in CRLF.
+fn post_head(content_type: &str, length: usize, extra: &str) -> Vec<u8> {
+    format!(
+        "POST /validate/certificatesigningrequests HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {length}\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A whole POST to the webhook path with `body`.
+fn bad_post(content_type: &str, body: &[u8]) -> Vec<u8> {
+    [post_head(content_type, body.len(), ""), body.to_vec()].concat()
 }
 
 /// An AdmissionReview as kube-apiserver sends it for the creation of a CSR with `pem`.
