@@ -54,10 +54,7 @@ async fn may_renew(cluster: &Cluster) -> bool {
 async fn a_leader_that_cannot_renew_stops_acting_and_resumes_later() {
     let cluster = Cluster::connect().await;
     let controller = cluster.start_controller(&[]).await;
-    poll("leadership", Duration::from_secs(30), || {
-        controller.is_leader().then_some(())
-    })
-    .await;
+    controller.wait_leader().await;
 
     // Revoke renewal: the Lease rule keeps `get` only.
     let roles: Api<Role> = Api::namespaced(cluster.client.clone(), "certpair-system");
@@ -119,10 +116,7 @@ async fn a_leader_that_cannot_renew_stops_acting_and_resumes_later() {
     // Renewal works again (the manifests re-applied, as an operator would): it leads again
     // and the waiting request is issued.
     cluster.install_manifests().await;
-    poll("leadership again", Duration::from_secs(30), || {
-        controller.is_leader().then_some(())
-    })
-    .await;
+    controller.wait_leader().await;
     let Outcome::Issued(_) = wait_outcome(&cluster.client, &name).await else {
         panic!("not issued after leading again:\n{}", controller.logs());
     };

@@ -23,10 +23,7 @@ fn pending(csr: &CertificateSigningRequest) -> bool {
 async fn unmatched_requests_wait_for_a_person_or_an_application() {
     let cluster = Cluster::connect().await;
     let controller = cluster.start_controller(&["--unmatched", "pending"]).await;
-    support::poll("leadership", Duration::from_secs(30), || {
-        controller.is_leader().then_some(())
-    })
-    .await;
+    controller.wait_leader().await;
     let dir = tempfile::tempdir().expect("tempdir");
 
     // Two requests for Applications that do not exist yet.
@@ -87,10 +84,7 @@ async fn unmatched_requests_wait_for_a_person_or_an_application() {
 async fn a_replaced_signing_ca_is_used_without_restart() {
     let cluster = Cluster::connect().await;
     let controller = cluster.start_controller(&["--unmatched", "pending"]).await;
-    support::poll("leadership", Duration::from_secs(30), || {
-        controller.is_leader().then_some(())
-    })
-    .await;
+    controller.wait_leader().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
 

@@ -498,6 +498,14 @@ impl ControllerProcess {
         }
     }
 
+    /// Waits (bounded) until this process leads.
+    pub async fn wait_leader(&self) {
+        poll("leadership", Duration::from_secs(30), || {
+            self.is_leader().then_some(())
+        })
+        .await;
+    }
+
     /// 1 when this process holds the leader Lease.
     pub fn is_leader(&self) -> bool {
         self.metrics()
