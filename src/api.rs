@@ -1,9 +1,15 @@
 //! The `certpair.dev/v1alpha1` custom resources and the well-known names that every part of
-//! certpair (controller, webhook, manifests, tests) must agree on.
+//! certpair (controller, webhook, manifests, tests) must agree on. This is an edge: the CRD
+//! types are converted here into the plain domain types `policy` decides on.
+
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+
+pub use crate::pki::profile::client::{MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS};
+use crate::policy;
 
 /// API group of certpair's custom resources.
 pub const GROUP: &str = "certpair.dev";
@@ -13,16 +19,25 @@ pub const VERSION: &str = "v1alpha1";
 pub const DEFAULT_SIGNER_NAME: &str = "certpair.dev/application";
 /// Default namespace for certpair's own objects (CA Secrets, Lease, trust bundle).
 pub const DEFAULT_NAMESPACE: &str = "certpair-system";
-/// Field manager used for every server-side apply and patch certpair makes.
+/// Field manager used for every write, server-side apply and patch certpair makes.
 pub const FIELD_MANAGER: &str = "certpair";
+/// Label every object certpair creates carries (`app.kubernetes.io/name=certpair`).
+pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "certpair");
 
-/// Shortest certificate lifetime certpair issues (the same floor kube-controller-manager uses).
-pub const MIN_EXPIRATION_SECONDS: i64 = 600;
-/// Longest certificate lifetime an Application may allow: five years.
-pub const MAX_EXPIRATION_SECONDS: i64 = 5 * 365 * 24 * 3600;
-/// RSA key sizes an Application may demand as its minimum.
-pub const MIN_RSA_BITS: i32 = 2048;
-pub const MAX_RSA_BITS: i32 = 8192;
+/// Name of the leader Lease in certpair's namespace.
+pub const LEADER_LEASE: &str = "certpair-controller";
+/// The signing CA: `tls.crt` (chain) and `tls.key`.
+pub const SIGNING_CA_SECRET: &str = "certpair-signing-ca";
+/// The published trust bundle of the signing CA, key [`CA_BUNDLE_KEY`].
+pub const CA_BUNDLE_CONFIGMAP: &str = "certpair-ca-bundle";
+pub const CA_BUNDLE_KEY: &str = "ca.crt";
+/// The webhook's own CA (`ca.crt`, `ca.key`) and serving certificate (`tls.crt`, `tls.key`).
+pub const WEBHOOK_CA_SECRET: &str = "certpair-webhook-ca";
+pub const WEBHOOK_TLS_SECRET: &str = "certpair-webhook-tls";
+
+/// RSA key sizes an Application may demand as its minimum (the schema's bounds).
+pub const MIN_RSA_BITS: i32 = policy::MIN_RSA_BITS as i32;
+pub const MAX_RSA_BITS: i32 = policy::MAX_RSA_BITS as i32;
 
 /// An application that may obtain X.509 client certificates from certpair.
 ///
@@ -172,6 +187,58 @@ pub struct ApplicationStatus {
     pub last_issued_not_after: Option<Time>,
 }
 
+impl From<KeyAlgorithm> for policy::KeyAlgorithm {
+    fn from(a: KeyAlgorithm) -> Self {
+        match a {
+            KeyAlgorithm::Rsa => Self::Rsa,
+            KeyAlgorithm::EcdsaP256 => Self::EcdsaP256,
+            KeyAlgorithm::EcdsaP384 => Self::EcdsaP384,
+        }
+    }
+}
+
+impl From<&SubjectRequirements> for policy::SubjectRules {
+    fn from(s: &SubjectRequirements) -> Self {
+        let SubjectRequirements {
+            organization,
+            organizational_unit,
+            locality,
+            province,
+            country,
+        } = s.clone();
+        Self {
+            organization,
+            organizational_unit,
+            locality,
+            province,
+            country,
+        }
+    }
+}
+
+impl From<&KeyRequirements> for policy::KeyRules {
+    fn from(k: &KeyRequirements) -> Self {
+        Self {
+            allowed: k.allowed().iter().map(|a| (*a).into()).collect(),
+            min_rsa_bits: u32::try_from(k.min_rsa_bits()).unwrap_or(policy::MIN_RSA_BITS),
+        }
+    }
+}
+
+/// The Application as policy reads it: defaults applied, lifetimes as durations.
+impl From<&ApplicationSpec> for policy::ApplicationRules {
+    fn from(spec: &ApplicationSpec) -> Self {
+        let seconds = |s: i64| Duration::from_secs(s.max(0).unsigned_abs());
+        Self {
+            disabled: spec.disabled,
+            subject: spec.subject.as_ref().map(Into::into).unwrap_or_default(),
+            keys: spec.keys.as_ref().map(Into::into).unwrap_or_default(),
+            default_lifetime: spec.default_expiration_seconds.map(seconds),
+            max_lifetime: spec.max_expiration_seconds.map(seconds),
+        }
+    }
+}
+
 /// The CRD manifest as committed under `manifests/crd/`, generated from the Rust types.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
@@ -217,6 +284,37 @@ mod tests {
         let keys = KeyRequirements::default();
         assert_eq!(keys.allowed(), &KeyAlgorithm::ALL);
         assert_eq!(keys.min_rsa_bits(), 2048);
+    }
+
+    #[test]
+    fn converts_to_policy_rules_with_defaults_applied() {
+        let rules = policy::ApplicationRules::from(&ApplicationSpec {
+            disabled: true,
+            subject: Some(SubjectRequirements {
+                organization: Some("Acme".into()),
+                ..Default::default()
+            }),
+            keys: Some(KeyRequirements {
+                allowed_algorithms: Some(vec![KeyAlgorithm::EcdsaP384]),
+                min_rsa_bits: None,
+            }),
+            default_expiration_seconds: Some(1800),
+            max_expiration_seconds: None,
+        });
+        assert!(rules.disabled);
+        assert_eq!(rules.subject.organization.as_deref(), Some("Acme"));
+        assert_eq!(rules.keys.allowed, [policy::KeyAlgorithm::EcdsaP384]);
+        assert_eq!(rules.keys.min_rsa_bits, 2048);
+        assert_eq!(rules.default_lifetime, Some(Duration::from_secs(1800)));
+        assert_eq!(rules.max_lifetime, None);
+        assert_eq!(
+            policy::ApplicationRules::from(&ApplicationSpec::default()),
+            policy::ApplicationRules::default()
+        );
+        for a in KeyAlgorithm::ALL {
+            let name = serde_json::to_value(a).expect("json");
+            assert_eq!(name, policy::KeyAlgorithm::from(a).as_str(), "same names");
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
-    api::{DEFAULT_NAMESPACE, DEFAULT_SIGNER_NAME, SubjectRequirements},
-    policy::Unmatched,
+    api::{DEFAULT_NAMESPACE, DEFAULT_SIGNER_NAME},
+    policy::{self, SubjectRules},
+    telemetry,
 };
 
 #[derive(Debug, Parser)]
@@ -176,8 +177,24 @@ pub struct SubjectDefaults {
     pub default_country: Option<String>,
 }
 
+/// What happens to a well-formed request naming no registered Application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Unmatched {
+    Deny,
+    Pending,
+}
+
+impl From<Unmatched> for policy::Unmatched {
+    fn from(u: Unmatched) -> Self {
+        match u {
+            Unmatched::Deny => Self::Deny,
+            Unmatched::Pending => Self::Pending,
+        }
+    }
+}
+
 impl SubjectDefaults {
-    pub fn into_requirements(self) -> SubjectRequirements {
+    pub fn into_requirements(self) -> SubjectRules {
         let Self {
             default_organization,
             default_organizational_unit,
@@ -185,7 +202,7 @@ impl SubjectDefaults {
             default_province,
             default_country,
         } = self;
-        SubjectRequirements {
+        SubjectRules {
             organization: default_organization,
             organizational_unit: default_organizational_unit,
             locality: default_locality,
@@ -228,6 +245,17 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+impl LogArgs {
+    /// Installs logging as these flags say.
+    pub fn init(&self) -> crate::Result<()> {
+        let format = match self.log_format {
+            LogFormat::Text => telemetry::LogFormat::Text,
+            LogFormat::Json => telemetry::LogFormat::Json,
+        };
+        telemetry::init_logging(format, &self.log_filter)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,147 @@
+//! The approver's decision on a checked request: approve, deny with a reason, or leave it
+//! pending for a person or pipeline.
+
+use super::{
+    ApplicationRules, CheckedRequest, Defaults, Denial, DenyReason, KeyAlgorithm, KeyRules,
+    SubjectRules, Unmatched,
+};
+use crate::pki::csr::{AttributeKind, Curve, KeyInfo, ParsedRequest};
+
+/// What the approver does with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Approve {
+        message: String,
+    },
+    Deny(Denial),
+    /// Leave it for a person or pipeline (`kubectl certificate approve`).
+    Pending {
+        message: String,
+    },
+}
+
+/// What the approver knows about a checked request besides the request itself.
+pub struct Facts<'a> {
+    /// The Application named by the request's CN, if one exists.
+    pub application: Option<&'a ApplicationRules>,
+    /// Whether the requester may `request` that Application (SubjectAccessReview).
+    pub requester_authorized: bool,
+    pub requester: &'a str,
+}
+
+/// The approver's decision for one request that passed [`super::check_request`].
+pub fn decide(req: &CheckedRequest<'_>, facts: &Facts<'_>, defaults: &Defaults) -> Decision {
+    use DenyReason::*;
+    let cn = req.cn;
+    let Some(app) = facts.application else {
+        let message = format!(
+            "subject CN {cn:?} names no registered Application; create Application {cn:?} first"
+        );
+        return match defaults.unmatched {
+            Unmatched::Deny => Decision::Deny(Denial::new(UnknownApplication, message)),
+            Unmatched::Pending => Decision::Pending { message },
+        };
+    };
+    if !facts.requester_authorized {
+        return Decision::Deny(Denial::new(
+            RequesterNotAuthorized,
+            format!(
+                "{:?} may not request certificates for Application {cn:?}; it needs verb \"request\" on applications.certpair.dev named {cn:?}",
+                facts.requester
+            ),
+        ));
+    }
+    if app.disabled {
+        return Decision::Deny(Denial::disabled(cn));
+    }
+    let fits = check_key(req.parsed, &app.keys, cn)
+        .and_then(|()| check_subject(req.parsed, &app.subject, &defaults.subject, cn));
+    match fits {
+        Ok(()) => Decision::Approve {
+            message: format!("approved by certpair for Application {cn:?}"),
+        },
+        Err(d) => Decision::Deny(d),
+    }
+}
+
+/// The key's algorithm is one the Application allows, and an RSA key is big enough for it.
+fn check_key(req: &ParsedRequest, keys: &KeyRules, cn: &str) -> Result<(), Denial> {
+    let algorithm = match req.key {
+        KeyInfo::Rsa { .. } => KeyAlgorithm::Rsa,
+        KeyInfo::Ecdsa { curve: Curve::P256 } => KeyAlgorithm::EcdsaP256,
+        KeyInfo::Ecdsa { curve: Curve::P384 } => KeyAlgorithm::EcdsaP384,
+        // check_request has refused every other key already.
+        _ => {
+            return Err(Denial::new(
+                DenyReason::UnsupportedKeyAlgorithm,
+                format!("spec.request: {} key", req.key),
+            ));
+        }
+    };
+    if !keys.allowed.contains(&algorithm) {
+        let names: Vec<&str> = keys.allowed.iter().map(|a| a.as_str()).collect();
+        return Err(Denial::new(
+            DenyReason::UnsupportedKeyAlgorithm,
+            format!(
+                "spec.request: {} key; Application {cn:?} allows {}",
+                req.key,
+                names.join(", ")
+            ),
+        ));
+    }
+    if let KeyInfo::Rsa { bits } = req.key {
+        let min = keys.min_rsa_bits;
+        if bits < min {
+            return Err(Denial::new(
+                DenyReason::KeyTooWeak,
+                format!(
+                    "spec.request: RSA key of {bits} bits; Application {cn:?} requires at least {min}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each of O, OU, L, ST, C must equal what the Application (or else the controller default)
+/// requires, and be absent when neither requires it.
+fn check_subject(
+    req: &ParsedRequest,
+    app: &SubjectRules,
+    defaults: &SubjectRules,
+    cn: &str,
+) -> Result<(), Denial> {
+    let pick = |f: fn(&SubjectRules) -> &Option<String>| -> Option<&str> {
+        f(app).as_deref().or(f(defaults).as_deref())
+    };
+    let required = [
+        (AttributeKind::Organization, pick(|s| &s.organization)),
+        (
+            AttributeKind::OrganizationalUnit,
+            pick(|s| &s.organizational_unit),
+        ),
+        (AttributeKind::Locality, pick(|s| &s.locality)),
+        (AttributeKind::Province, pick(|s| &s.province)),
+        (AttributeKind::Country, pick(|s| &s.country)),
+    ];
+    for (kind, want) in required {
+        let found = req.values(&kind).first().copied();
+        if found == want {
+            continue;
+        }
+        let message = match (found, want) {
+            (None, Some(w)) => {
+                format!("subject: {kind} is missing; Application {cn:?} requires {kind}={w:?}")
+            }
+            (Some(f), Some(w)) => {
+                format!("subject: {kind}={f:?}; Application {cn:?} requires {kind}={w:?}")
+            }
+            (Some(f), None) => format!(
+                "subject: {kind}={f:?} is not allowed; Application {cn:?} requires no {kind}"
+            ),
+            (None, None) => continue,
+        };
+        return Err(Denial::new(DenyReason::SubjectMismatch, message));
+    }
+    Ok(())
+}
