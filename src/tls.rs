@@ -3,102 +3,17 @@
 //! (through the ClientHello callback), so a rotation needs no restart and never disturbs an
 //! established connection.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use openssl::{
     error::ErrorStack,
-    pkey::{PKey, Private},
     ssl::{ClientHelloResponse, SslAcceptor, SslAcceptorBuilder, SslAlert, SslMethod, SslVersion},
-    x509::X509,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("the serving certificate is not valid PEM: {0}")]
-    CertificatePem(String),
-    #[error("the serving certificate PEM holds no certificate")]
-    NoCertificate,
-    #[error("the serving key is not valid PEM: {0}")]
-    KeyPem(String),
-    #[error("the serving key does not match the serving certificate")]
-    KeyMismatch,
-    #[error("OpenSSL failed: {0}")]
-    OpenSsl(#[from] ErrorStack),
-}
-
-/// A certificate chain (leaf first) and its key, ready to present.
-pub struct ServingIdentity {
-    leaf: X509,
-    chain: Vec<X509>,
-    key: PKey<Private>,
-}
-
-impl std::fmt::Debug for ServingIdentity {
-    // Never the key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServingIdentity")
-            .field(
-                "leaf_serial",
-                &self
-                    .leaf
-                    .serial_number()
-                    .to_bn()
-                    .ok()
-                    .and_then(|b| b.to_hex_str().ok())
-                    .map(|s| s.to_string()),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServingIdentity {
-    pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
-        let mut certs =
-            X509::stack_from_pem(chain_pem).map_err(|e| TlsError::CertificatePem(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(TlsError::NoCertificate);
-        }
-        let leaf = certs.remove(0);
-        let key =
-            PKey::private_key_from_pem(key_pem).map_err(|e| TlsError::KeyPem(e.to_string()))?;
-        let leaf_key = leaf.public_key()?;
-        if !crate::pki::openssl_check(|| key.public_eq(&leaf_key)) {
-            return Err(TlsError::KeyMismatch);
-        }
-        Ok(Self {
-            leaf,
-            chain: certs,
-            key,
-        })
-    }
-
-    pub fn leaf(&self) -> &X509 {
-        &self.leaf
-    }
-}
+pub use crate::pki::identity::{IdentityError, ServingIdentity};
 
 /// The identity a listener presents; replace it with [`CertSlot::set`] at any time.
-#[derive(Default)]
-pub struct CertSlot {
-    current: RwLock<Option<Arc<ServingIdentity>>>,
-}
-
-impl CertSlot {
-    pub fn set(&self, identity: ServingIdentity) {
-        let mut slot = match self.current.write() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = Some(Arc::new(identity));
-    }
-
-    pub fn get(&self) -> Option<Arc<ServingIdentity>> {
-        match self.current.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-}
+pub type CertSlot = crate::slot::Slot<ServingIdentity>;
 
 /// An acceptor for actix's `bind_openssl`: Mozilla's intermediate profile with TLS 1.2 as the
 /// floor, presenting whatever `slot` holds when each ClientHello arrives. With an empty slot
@@ -111,9 +26,9 @@ pub fn acceptor(slot: Arc<CertSlot>) -> Result<SslAcceptorBuilder, ErrorStack> {
             *alert = SslAlert::UNRECOGNIZED_NAME;
             return Err(ErrorStack::get());
         };
-        ssl.set_certificate(&identity.leaf)?;
-        ssl.set_private_key(&identity.key)?;
-        for cert in &identity.chain {
+        ssl.set_certificate(identity.leaf())?;
+        ssl.set_private_key(identity.key())?;
+        for cert in identity.chain() {
             ssl.add_chain_cert(cert.clone())?;
         }
         Ok(ClientHelloResponse::SUCCESS)
@@ -247,26 +162,5 @@ mod tests {
         );
 
         handle.stop(true).await;
-    }
-
-    #[test]
-    fn mismatched_key_is_refused() {
-        let ca = Authority::generate("ca", Duration::from_secs(86400), now_unix()).expect("CA");
-        let key = p256();
-        let other = p256();
-        let issued = ca
-            .issue_server("x", &[], &[], &key, Duration::from_secs(600), now_unix())
-            .expect("issued");
-        assert!(matches!(
-            ServingIdentity::from_pem(
-                &issued.chain_pem,
-                &other.private_key_to_pem_pkcs8().expect("pem")
-            ),
-            Err(TlsError::KeyMismatch)
-        ));
-        assert!(matches!(
-            ServingIdentity::from_pem(b"", b""),
-            Err(TlsError::NoCertificate | TlsError::CertificatePem(_))
-        ));
     }
 }

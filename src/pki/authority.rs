@@ -6,23 +6,16 @@ use std::time::Duration;
 use openssl::{
     asn1::{Asn1Time, Asn1TimeRef},
     bn::{BigNum, MsbOption},
-    ec::{EcGroup, EcKey},
     hash::MessageDigest,
     nid::Nid,
     pkey::{HasPublic, Id, PKey, PKeyRef, Private, Public},
-    x509::{
-        X509, X509Builder, X509NameBuilder,
-        extension::{
-            AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage,
-            SubjectAlternativeName, SubjectKeyIdentifier,
-        },
-    },
+    x509::{X509, X509Builder, X509NameBuilder},
 };
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use super::{
     csr::SubjectAttribute,
-    profile::{self, Window, WindowError},
+    profile::{self, Profile, Window, WindowError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +119,7 @@ impl Authority {
         validity: Duration,
         now: i64,
     ) -> Result<Self, AuthorityError> {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-        let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+        let key = super::generate_p256()?;
         let mut name = X509NameBuilder::new()?;
         name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
         let name = name.build();
@@ -143,16 +135,7 @@ impl Authority {
         b.set_issuer_name(&name)?;
         b.set_pubkey(&key)?;
         set_window(&mut b, window)?;
-        b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()?,
-        )?;
-        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
-        b.append_extension(ski)?;
+        Profile::Ca.add_extensions(&mut b, None, false)?;
         b.sign(&key, MessageDigest::sha256())?;
         let cert = b.build();
         Ok(Self {
@@ -200,9 +183,9 @@ impl Authority {
             .join(", ")
     }
 
-    /// Issues a client certificate by the application profile (DESIGN.md): subject as given,
-    /// no requested extensions copied, CA:FALSE, digitalSignature (+ keyEncipherment for RSA),
-    /// clientAuth, SKI and AKI, 128-bit random serial, window from [`profile::window`].
+    /// Issues a client certificate by the application profile ([`profile::client`]): subject
+    /// as given, no requested extensions copied, 128-bit random serial, window from
+    /// [`profile::window`].
     pub fn issue_client<K: HasPublic>(
         &self,
         req: &LeafRequest<'_, K>,
@@ -221,11 +204,11 @@ impl Authority {
             req.public_key,
             req.lifetime,
             now,
-            Usage::Client,
+            Profile::Client,
         )
     }
 
-    /// Issues a TLS serving certificate (the webhook's): CN and SANs as given, serverAuth.
+    /// Issues a TLS serving certificate by [`profile::serving`]: CN and SANs as given.
     pub fn issue_server<K: HasPublic>(
         &self,
         common_name: &str,
@@ -242,7 +225,7 @@ impl Authority {
             public_key,
             lifetime,
             now,
-            Usage::Server { dns_names, ips },
+            Profile::Serving { dns_names, ips },
         )
     }
 
@@ -252,7 +235,7 @@ impl Authority {
         public_key: &PKeyRef<K>,
         lifetime: Duration,
         now: i64,
-        usage: Usage<'_>,
+        profile: Profile<'_>,
     ) -> Result<Issued, AuthorityError> {
         let window = profile::window(now, lifetime, self.window)?;
         let ca = self.certificate();
@@ -266,34 +249,7 @@ impl Authority {
         b.set_issuer_name(ca.subject_name())?;
         b.set_pubkey(public_key)?;
         set_window(&mut b, window)?;
-        b.append_extension(BasicConstraints::new().critical().build()?)?;
-        let mut ku = KeyUsage::new();
-        ku.critical().digital_signature();
-        if public_key.id() == Id::RSA {
-            ku.key_encipherment();
-        }
-        b.append_extension(ku.build()?)?;
-        match usage {
-            Usage::Client => b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?,
-            Usage::Server { dns_names, ips } => {
-                b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
-                let mut san = SubjectAlternativeName::new();
-                for dns in dns_names {
-                    san.dns(dns);
-                }
-                for ip in ips {
-                    san.ip(&ip.to_string());
-                }
-                let san = san.build(&b.x509v3_context(Some(ca), None))?;
-                b.append_extension(san)?;
-            }
-        }
-        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca), None))?;
-        b.append_extension(ski)?;
-        let aki = AuthorityKeyIdentifier::new()
-            .keyid(true)
-            .build(&b.x509v3_context(Some(ca), None))?;
-        b.append_extension(aki)?;
+        profile.add_extensions(&mut b, Some(ca), public_key.id() == Id::RSA)?;
         b.sign(&self.key, digest_for(&self.key))?;
         let leaf = b.build();
 
@@ -306,15 +262,6 @@ impl Authority {
             not_after: window.not_after,
         })
     }
-}
-
-/// What a leaf certificate is for.
-enum Usage<'a> {
-    Client,
-    Server {
-        dns_names: &'a [String],
-        ips: &'a [std::net::IpAddr],
-    },
 }
 
 fn set_window(b: &mut X509Builder, window: Window) -> Result<(), openssl::error::ErrorStack> {

@@ -1,18 +1,13 @@
-//! Builders for certificate requests in unit tests: any key, subject and extensions, and
-//! deliberately broken variants.
+//! Keys and requests for unit tests, including deliberately broken variants.
 
 use openssl::{
     ec::{EcGroup, EcKey},
-    hash::MessageDigest,
     nid::Nid,
     pkey::{PKey, Private},
     rsa::Rsa,
-    stack::Stack,
-    x509::{
-        X509Extension, X509NameBuilder, X509ReqBuilder,
-        extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName},
-    },
 };
+
+pub use super::csr_builder::RequestBuilder as Req;
 
 pub fn rsa(bits: u32) -> PKey<Private> {
     PKey::from_rsa(Rsa::generate(bits).expect("rsa")).expect("pkey")
@@ -25,73 +20,6 @@ pub fn ec(nid: Nid) -> PKey<Private> {
 
 pub fn p256() -> PKey<Private> {
     ec(Nid::X9_62_PRIME256V1)
-}
-
-#[derive(Default)]
-pub struct Req {
-    pub subject: Vec<(Nid, String)>,
-    pub sans: Vec<String>,
-    pub ca: bool,
-    pub key_cert_sign: bool,
-    pub server_auth: bool,
-    /// Digest to sign with; SHA-256 (or none for EdDSA) when unset.
-    pub digest: Option<MessageDigest>,
-}
-
-impl Req {
-    pub fn cn(cn: &str) -> Self {
-        Self {
-            subject: vec![(Nid::COMMONNAME, cn.into())],
-            ..Default::default()
-        }
-    }
-
-    pub fn with(mut self, nid: Nid, value: &str) -> Self {
-        self.subject.push((nid, value.into()));
-        self
-    }
-
-    pub fn pem(&self, key: &PKey<Private>) -> Vec<u8> {
-        let mut name = X509NameBuilder::new().expect("name");
-        for (nid, value) in &self.subject {
-            name.append_entry_by_nid(*nid, value).expect("entry");
-        }
-        let mut b = X509ReqBuilder::new().expect("req");
-        b.set_subject_name(&name.build()).expect("subject");
-        b.set_pubkey(key).expect("pubkey");
-        let mut exts = Stack::<X509Extension>::new().expect("stack");
-        let ctx = b.x509v3_context(None);
-        if !self.sans.is_empty() {
-            let mut san = SubjectAlternativeName::new();
-            for s in &self.sans {
-                san.dns(s);
-            }
-            exts.push(san.build(&ctx).expect("san")).expect("push");
-        }
-        if self.ca {
-            exts.push(BasicConstraints::new().critical().ca().build().expect("bc"))
-                .expect("push");
-        }
-        if self.key_cert_sign {
-            exts.push(KeyUsage::new().key_cert_sign().build().expect("ku"))
-                .expect("push");
-        }
-        if self.server_auth {
-            exts.push(ExtendedKeyUsage::new().server_auth().build().expect("eku"))
-                .expect("push");
-        }
-        if !exts.is_empty() {
-            b.add_extensions(&exts).expect("extensions");
-        }
-        // EdDSA signs the message itself, without a separate digest.
-        let digest = match self.digest {
-            Some(d) => d,
-            None if key.id() == openssl::pkey::Id::ED25519 => MessageDigest::null(),
-            None => MessageDigest::sha256(),
-        };
-        b.sign(key, digest).expect("sign");
-        b.build().to_pem().expect("pem")
-    }
 }
 
 /// The same request with one byte of its CN changed after signing: well-formed, but the

@@ -1,24 +1,83 @@
-//! Certificate profiles: lifetimes and validity windows, as pure arithmetic on seconds so the
-//! rules are testable without clocks or keys.
+//! Certificate profiles: what each kind of certificate certpair issues looks like. One module
+//! owns each profile, so a change to a profile is a change to one file:
+//! - [`client`]: application client certificates (the signer's; lifetime rules included);
+//! - [`serving`]: TLS serving certificates of certpair's own listeners (the webhook's);
+//! - CA certificates certpair generates for itself ([`Profile::Ca`]).
+//!
+//! Here: what every profile shares, the validity window as pure arithmetic on seconds (testable
+//! without clocks or keys), and the extensions each profile puts into a certificate.
 
-use std::time::Duration;
+pub mod client;
+pub mod serving;
 
-use crate::api::MIN_EXPIRATION_SECONDS;
+use std::{net::IpAddr, time::Duration};
+
+use openssl::{
+    error::ErrorStack,
+    x509::{
+        X509Builder, X509Ref,
+        extension::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier},
+    },
+};
 
 /// How far NotBefore is set in the past, to tolerate clock skew between certpair and clients.
 pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
-/// Lifetime to issue for: the requested `expirationSeconds` (or the default when absent),
-/// clamped to [600 s, maximum]. The maximum itself is never below the floor.
-pub fn clamp_duration(requested: Option<i64>, default: Duration, maximum: Duration) -> Duration {
-    let floor = Duration::from_secs(MIN_EXPIRATION_SECONDS.unsigned_abs());
-    let maximum = maximum.max(floor);
-    let wanted = match requested {
-        Some(s) if s > 0 => Duration::from_secs(s.unsigned_abs()),
-        Some(_) => floor,
-        None => default,
-    };
-    wanted.clamp(floor, maximum)
+/// Which profile a certificate is issued by.
+#[derive(Debug, Clone, Copy)]
+pub enum Profile<'a> {
+    /// A self-signed root certpair generates (signing CA, webhook CA): may sign leaves only.
+    Ca,
+    /// An application's client certificate.
+    Client,
+    /// A TLS serving certificate for these names.
+    Serving {
+        dns_names: &'a [String],
+        ips: &'a [IpAddr],
+    },
+}
+
+impl Profile<'_> {
+    /// Adds the profile's extensions. `issuer` is the signing CA (`None`: self-signed);
+    /// `rsa_key` whether the certified key is RSA (which also gets keyEncipherment).
+    pub(crate) fn add_extensions(
+        &self,
+        b: &mut X509Builder,
+        issuer: Option<&X509Ref>,
+        rsa_key: bool,
+    ) -> Result<(), ErrorStack> {
+        if let Self::Ca = self {
+            b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
+            b.append_extension(
+                KeyUsage::new()
+                    .critical()
+                    .key_cert_sign()
+                    .crl_sign()
+                    .build()?,
+            )?;
+            let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+            return b.append_extension(ski);
+        }
+        // Every leaf: never a CA, signatures (+ key transport for RSA) only.
+        b.append_extension(BasicConstraints::new().critical().build()?)?;
+        let mut ku = KeyUsage::new();
+        ku.critical().digital_signature();
+        if rsa_key {
+            ku.key_encipherment();
+        }
+        b.append_extension(ku.build()?)?;
+        match *self {
+            Self::Client => client::add_extensions(b)?,
+            Self::Serving { dns_names, ips } => serving::add_extensions(b, issuer, dns_names, ips)?,
+            Self::Ca => {}
+        }
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(issuer, None))?;
+        b.append_extension(ski)?;
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&b.x509v3_context(issuer, None))?;
+        b.append_extension(aki)
+    }
 }
 
 /// A validity window in Unix seconds.
@@ -60,34 +119,6 @@ pub fn window(now: i64, lifetime: Duration, ca: Window) -> Result<Window, Window
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const H: u64 = 3600;
-
-    #[test]
-    fn durations_are_clamped() {
-        let d = Duration::from_secs;
-        let default = d(24 * H);
-        let max = d(48 * H);
-        let cases: &[(Option<i64>, Duration)] = &[
-            (None, default),
-            (Some(3600), d(3600)),
-            (Some(60), d(600)),      // below the floor
-            (Some(0), d(600)),       // nonsense
-            (Some(-5), d(600)),      // nonsense
-            (Some(10 * 86400), max), // above the maximum
-            (Some(i64::MAX), max),
-        ];
-        for (requested, expected) in cases {
-            assert_eq!(
-                clamp_duration(*requested, default, max),
-                *expected,
-                "{requested:?}"
-            );
-        }
-        // A default above the maximum is cut to the maximum; a maximum under the floor is lifted.
-        assert_eq!(clamp_duration(None, d(100 * H), max), max);
-        assert_eq!(clamp_duration(Some(3600), default, d(10)), d(600));
-    }
 
     #[test]
     fn window_backdates_and_truncates() {

@@ -1,0 +1,315 @@
+//! Pure plans for the CAs and serving certificates certpair keeps for itself: given what was
+//! found (already read and parsed by the caller), what must be replaced and why. The I/O
+//! shells (`managed_tls`, `controller::signing_ca`) observe, call these, and apply.
+
+use super::{
+    authority::Authority,
+    identity::ServingIdentity,
+    profile::serving::{Misfit, ServingSpec, expires_within, misfit},
+};
+
+/// What was found where a CA or a certificate is kept.
+#[derive(Debug, Clone, Copy)]
+pub enum Found<T> {
+    /// Nothing there.
+    Missing,
+    /// Something there that cannot be used (unparsable, incomplete, key does not match).
+    Unusable,
+    Usable(T),
+}
+
+/// Why a managed CA or serving certificate is replaced, or the bundle re-injected: log field,
+/// metric label and Event note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    CaMissing,
+    CaUnusable,
+    CaExpiring,
+    ServingMissing,
+    ServingUnusable,
+    ServingForeignCa,
+    ServingWrongNames,
+    ServingExpiring,
+    BundleInjected,
+}
+
+impl Repair {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CaMissing => "ca_missing",
+            Self::CaUnusable => "ca_unusable",
+            Self::CaExpiring => "ca_expiring",
+            Self::ServingMissing => "serving_missing",
+            Self::ServingUnusable => "serving_unusable",
+            Self::ServingForeignCa => "serving_foreign_ca",
+            Self::ServingWrongNames => "serving_wrong_names",
+            Self::ServingExpiring => "serving_expiring",
+            Self::BundleInjected => "bundle_injected",
+        }
+    }
+
+    pub fn replaces_ca(self) -> bool {
+        matches!(self, Self::CaMissing | Self::CaUnusable | Self::CaExpiring)
+    }
+}
+
+/// What to replace of a managed CA + serving certificate pair. Applied in this order: a new
+/// CA, then the trust bundle (always re-checked), then a new serving certificate, so clients
+/// already trust whatever the listeners load next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServingPlan {
+    pub new_ca: Option<Repair>,
+    pub new_serving: Option<Repair>,
+}
+
+/// The plan for a managed CA and the serving certificate it signs. A replaced CA always means
+/// a new serving certificate: the old one cannot be signed by a key that did not exist.
+pub fn plan_serving(
+    ca: Found<&Authority>,
+    serving: Found<&ServingIdentity>,
+    spec: &ServingSpec<'_>,
+    now: i64,
+) -> ServingPlan {
+    let kept_ca = match ca {
+        Found::Usable(ca) if !expires_within(ca.window().not_after, spec.look_ahead, now) => {
+            Some(ca)
+        }
+        _ => None,
+    };
+    let new_ca = match ca {
+        Found::Missing => Some(Repair::CaMissing),
+        Found::Unusable => Some(Repair::CaUnusable),
+        Found::Usable(_) if kept_ca.is_none() => Some(Repair::CaExpiring),
+        Found::Usable(_) => None,
+    };
+    let new_serving = match (serving, kept_ca) {
+        (Found::Missing, _) => Some(Repair::ServingMissing),
+        (Found::Unusable, _) => Some(Repair::ServingUnusable),
+        (Found::Usable(_), None) => Some(Repair::ServingForeignCa),
+        (Found::Usable(identity), Some(ca)) => {
+            misfit(identity, ca.certificate(), spec, now).map(|m| match m {
+                Misfit::ForeignCa => Repair::ServingForeignCa,
+                Misfit::WrongNames => Repair::ServingWrongNames,
+                Misfit::Expiring => Repair::ServingExpiring,
+            })
+        }
+    };
+    ServingPlan {
+        new_ca,
+        new_serving,
+    }
+}
+
+/// What is known of the published trust bundle when the signing CA is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleSeen {
+    Absent,
+    Present,
+    /// Not read, or reading it failed.
+    Unknown,
+}
+
+/// What to do when the signing CA is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingCaPlan {
+    /// First install: generate one.
+    Generate,
+    /// Certificates were issued by a CA that is gone: never replace it silently (every one of
+    /// them would stop verifying, and an operator deleting the Secret to rotate it must not
+    /// lose a race against certpair).
+    RefuseBundleExists,
+    /// Cannot tell whether certificates were issued: do not guess.
+    RefuseBundleUnknown,
+    /// `--generate-ca=false`: the operator brings the CA.
+    RefuseGenerationOff,
+}
+
+/// The plan for a missing signing CA: generated only when allowed and only on first install.
+pub fn plan_missing_signing_ca(generate: bool, bundle: BundleSeen) -> MissingCaPlan {
+    match (generate, bundle) {
+        (false, _) => MissingCaPlan::RefuseGenerationOff,
+        (true, BundleSeen::Absent) => MissingCaPlan::Generate,
+        (true, BundleSeen::Present) => MissingCaPlan::RefuseBundleExists,
+        (true, BundleSeen::Unknown) => MissingCaPlan::RefuseBundleUnknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::IpAddr, time::Duration};
+
+    use super::*;
+    use crate::pki::testing::p256;
+
+    const NOW: i64 = 1_900_000_000;
+    const DAY: u64 = 86_400;
+
+    fn ca(name: &str, validity: u64) -> Authority {
+        Authority::generate(name, Duration::from_secs(validity), NOW).expect("CA")
+    }
+
+    fn serving(ca: &Authority, dns: &[String], ips: &[IpAddr], secs: u64) -> ServingIdentity {
+        let key = p256();
+        let issued = ca
+            .issue_server("x", dns, ips, &key, Duration::from_secs(secs), NOW)
+            .expect("issued");
+        ServingIdentity::from_pem(
+            &issued.chain_pem,
+            &key.private_key_to_pem_pkcs8().expect("pem"),
+        )
+        .expect("identity")
+    }
+
+    /// Every repair cause, and the quiet case, from one table.
+    #[test]
+    fn serving_plan_covers_every_cause() {
+        use Found::*;
+        use Repair::*;
+        let dns = vec!["certpair-webhook.certpair-system.svc".to_string()];
+        let ips: Vec<IpAddr> = vec!["127.0.0.1".parse().expect("ip")];
+        let spec = ServingSpec {
+            dns_names: &dns,
+            ips: &ips,
+            look_ahead: Duration::from_secs(DAY),
+        };
+        let current = ca("current", 30 * DAY);
+        let expiring = ca("expiring", DAY / 2);
+        let foreign = ca("foreign", 30 * DAY);
+        let good = serving(&current, &dns, &ips, 10 * DAY);
+        let from_foreign = serving(&foreign, &dns, &ips, 10 * DAY);
+        let other_names = serving(&current, &["elsewhere".to_string()], &ips, 10 * DAY);
+        let short = serving(&current, &dns, &ips, DAY / 2);
+        let from_expiring = serving(&expiring, &dns, &ips, DAY / 4);
+
+        let cases: Vec<(
+            &str,
+            Found<&Authority>,
+            Found<&ServingIdentity>,
+            ServingPlan,
+        )> = vec![
+            (
+                "all good",
+                Usable(&current),
+                Usable(&good),
+                plan(None, None),
+            ),
+            (
+                "from nothing",
+                Missing,
+                Missing,
+                plan(Some(CaMissing), Some(ServingMissing)),
+            ),
+            (
+                "CA deleted, serving kept",
+                Missing,
+                Usable(&good),
+                plan(Some(CaMissing), Some(ServingForeignCa)),
+            ),
+            (
+                "CA unusable",
+                Unusable,
+                Usable(&good),
+                plan(Some(CaUnusable), Some(ServingForeignCa)),
+            ),
+            (
+                "CA expiring",
+                Usable(&expiring),
+                Usable(&from_expiring),
+                plan(Some(CaExpiring), Some(ServingForeignCa)),
+            ),
+            (
+                "CA unusable, serving missing",
+                Unusable,
+                Missing,
+                plan(Some(CaUnusable), Some(ServingMissing)),
+            ),
+            (
+                "serving deleted",
+                Usable(&current),
+                Missing,
+                plan(None, Some(ServingMissing)),
+            ),
+            (
+                "serving unusable",
+                Usable(&current),
+                Unusable,
+                plan(None, Some(ServingUnusable)),
+            ),
+            (
+                "serving from a foreign CA",
+                Usable(&current),
+                Usable(&from_foreign),
+                plan(None, Some(ServingForeignCa)),
+            ),
+            (
+                "serving with other names",
+                Usable(&current),
+                Usable(&other_names),
+                plan(None, Some(ServingWrongNames)),
+            ),
+            (
+                "serving expiring",
+                Usable(&current),
+                Usable(&short),
+                plan(None, Some(ServingExpiring)),
+            ),
+        ];
+        for (name, ca, serving, want) in cases {
+            assert_eq!(plan_serving(ca, serving, &spec, NOW), want, "{name}");
+        }
+    }
+
+    fn plan(new_ca: Option<Repair>, new_serving: Option<Repair>) -> ServingPlan {
+        ServingPlan {
+            new_ca,
+            new_serving,
+        }
+    }
+
+    /// "CA Secret gone but bundle exists → never regenerate", and `--generate-ca=false`.
+    #[test]
+    fn a_missing_signing_ca_is_generated_only_on_first_install() {
+        use BundleSeen::*;
+        use MissingCaPlan::*;
+        let cases = [
+            (true, Absent, Generate),
+            (true, Present, RefuseBundleExists),
+            (true, Unknown, RefuseBundleUnknown),
+            (false, Absent, RefuseGenerationOff),
+            (false, Present, RefuseGenerationOff),
+            (false, Unknown, RefuseGenerationOff),
+        ];
+        for (generate, bundle, want) in cases {
+            assert_eq!(
+                plan_missing_signing_ca(generate, bundle),
+                want,
+                "generate={generate}, bundle {bundle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn repair_labels_are_distinct() {
+        use Repair::*;
+        let all = [
+            CaMissing,
+            CaUnusable,
+            CaExpiring,
+            ServingMissing,
+            ServingUnusable,
+            ServingForeignCa,
+            ServingWrongNames,
+            ServingExpiring,
+            BundleInjected,
+        ];
+        let mut labels: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), all.len());
+        assert_eq!(
+            all.iter().filter(|r| r.replaces_ca()).count(),
+            3,
+            "ca_* causes"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! The application client certificate profile (kube-controller-manager's rules): subject
+//! copied from the request after policy accepted it, no requested extension copied, EKU
+//! clientAuth, and the lifetime: `spec.expirationSeconds` (or a default) clamped to
+//! [600 s, the maximum], never past the CA's NotAfter (see [`super::window`]).
+
+use std::time::Duration;
+
+use openssl::{
+    error::ErrorStack,
+    x509::{X509Builder, extension::ExtendedKeyUsage},
+};
+
+/// Shortest certificate lifetime certpair issues (the same floor kube-controller-manager uses).
+pub const MIN_EXPIRATION_SECONDS: i64 = 600;
+/// Longest certificate lifetime an Application may allow: five years.
+pub const MAX_EXPIRATION_SECONDS: i64 = 5 * 365 * 24 * 3600;
+
+/// Lifetime to issue for: the requested `expirationSeconds` (or the default when absent),
+/// clamped to [600 s, maximum]. The maximum itself is never below the floor.
+pub fn lifetime(requested: Option<i64>, default: Duration, maximum: Duration) -> Duration {
+    let floor = Duration::from_secs(MIN_EXPIRATION_SECONDS.unsigned_abs());
+    let maximum = maximum.max(floor);
+    let wanted = match requested {
+        Some(s) if s > 0 => Duration::from_secs(s.unsigned_abs()),
+        Some(_) => floor,
+        None => default,
+    };
+    wanted.clamp(floor, maximum)
+}
+
+/// What a client certificate adds to the extensions every leaf carries.
+pub(super) fn add_extensions(b: &mut X509Builder) -> Result<(), ErrorStack> {
+    b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: u64 = 3600;
+
+    #[test]
+    fn durations_are_clamped() {
+        let d = Duration::from_secs;
+        let default = d(24 * H);
+        let max = d(48 * H);
+        let cases: &[(Option<i64>, Duration)] = &[
+            (None, default),
+            (Some(3600), d(3600)),
+            (Some(60), d(600)),      // below the floor
+            (Some(0), d(600)),       // nonsense
+            (Some(-5), d(600)),      // nonsense
+            (Some(10 * 86400), max), // above the maximum
+            (Some(i64::MAX), max),
+        ];
+        for (requested, expected) in cases {
+            assert_eq!(
+                lifetime(*requested, default, max),
+                *expected,
+                "{requested:?}"
+            );
+        }
+        // A default above the maximum is cut to the maximum; a maximum under the floor is lifted.
+        assert_eq!(lifetime(None, d(100 * H), max), max);
+        assert_eq!(lifetime(Some(3600), default, d(10)), d(600));
+    }
+}
