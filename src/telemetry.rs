@@ -14,21 +14,27 @@ use prometheus_client::{
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::{
-    cli::{LogArgs, LogFormat},
-    error::{Error, Result},
-};
+use crate::error::{Error, Result};
 
-/// Installs the global tracing subscriber. Logs go to stderr so stdout stays free for
-/// command output (`certpair crd`).
-pub fn init_logging(args: &LogArgs) -> Result<()> {
-    let filter = EnvFilter::try_new(&args.log_filter).map_err(|e| Error::LogFilter {
-        filter: args.log_filter.clone(),
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Installs the global tracing subscriber with `filter` (tracing's EnvFilter syntax). Logs go
+/// to stderr so stdout stays free for command output (`certpair crd`).
+pub fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
+    let filter = EnvFilter::try_new(filter).map_err(|e| Error::LogFilter {
+        filter: filter.to_owned(),
         reason: e.to_string(),
     })?;
     let registry = tracing_subscriber::registry().with(filter);
     // A second initialisation (tests calling run twice) is harmless; keep the first.
-    let _ = match args.log_format {
+    let _ = match format {
         LogFormat::Text => registry
             .with(
                 fmt::layer()
@@ -79,9 +85,15 @@ pub struct Metrics {
     pub ca_not_after: Gauge,
     pub leader: Gauge,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
-    pub webhook_repairs: Family<ErrorLabels, Counter>,
-    pub webhook_ca_not_after: Gauge,
-    pub webhook_serving_not_after: Gauge,
+    /// The admission webhook's managed CA and serving certificate.
+    pub webhook_tls: TlsMetrics,
+}
+
+/// Repairs and expiry times of one managed CA + serving certificate pair.
+pub struct TlsMetrics {
+    pub repairs: Family<ErrorLabels, Counter>,
+    pub ca_not_after: Gauge,
+    pub serving_not_after: Gauge,
 }
 
 impl Metrics {
@@ -161,9 +173,11 @@ impl Metrics {
         Self {
             registry,
             applications,
-            webhook_repairs,
-            webhook_ca_not_after,
-            webhook_serving_not_after,
+            webhook_tls: TlsMetrics {
+                repairs: webhook_repairs,
+                ca_not_after: webhook_ca_not_after,
+                serving_not_after: webhook_serving_not_after,
+            },
             decisions,
             issued,
             signing_seconds,
@@ -212,11 +226,7 @@ mod tests {
 
     #[test]
     fn bad_log_filter_is_a_clear_error() {
-        let args = LogArgs {
-            log_format: LogFormat::Text,
-            log_filter: "certpair=[".into(),
-        };
-        let err = init_logging(&args).expect_err("must reject");
+        let err = init_logging(LogFormat::Text, "certpair=[").expect_err("must reject");
         assert!(err.to_string().contains("invalid log filter"));
     }
 }

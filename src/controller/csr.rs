@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use k8s_openapi::{
     ByteString,
     api::{
@@ -17,22 +18,26 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     api::PostParams,
     runtime::{
+        Controller, WatchStreamExt,
         controller::Action,
-        reflector::{ObjectRef, Store},
+        reflector::{self, ObjectRef, Store},
+        watcher,
     },
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, instrument, warn};
 
-use super::{
-    app_status::IssuedNote,
-    events::{Kind, Publisher},
-    signing_ca::SigningCa,
-};
+use super::{app_status::IssuedNote, signing_ca::SigningCa};
 use crate::{
-    api::{Application, FIELD_MANAGER},
+    api::Application,
+    k8s::{
+        events::{Kind, Publisher},
+        post_params,
+    },
     pki::{authority::LeafRequest, csr::parse_pem, now_unix},
-    policy::{self, Decision, Defaults, Denial, Facts, RequestSpec},
+    policy::{
+        self, ApplicationRules, CheckedRequest, Decision, Defaults, Denial, Facts, RequestSpec,
+    },
     telemetry::Metrics,
 };
 
@@ -105,15 +110,38 @@ pub enum Error {
     Encode(#[from] serde_json::Error),
 }
 
-impl Error {
+/// What kind of failure an [`Error`] is: how [`error_policy`] retries it, and its metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A write lost to a newer version of the object: our cache was behind.
+    Conflict,
+    Api,
+    NoCa,
+    Sign,
+    Encode,
+}
+
+impl ErrorKind {
     /// Static category for metric labels and logs.
-    pub fn kind(&self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
-            Self::Kube(_) => "api",
+            Self::Conflict => "conflict",
+            Self::Api => "api",
             Self::NoCa => "no_ca",
-            Self::Sign(_) => "sign",
-            Self::Encode(_) => "encode",
+            Self::Sign => "sign",
+            Self::Encode => "encode",
+        }
+    }
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Kube(kube::Error::Api(s)) if s.code == 409 => ErrorKind::Conflict,
+            Self::Kube(_) => ErrorKind::Api,
+            Self::NoCa => ErrorKind::NoCa,
+            Self::Sign(_) => ErrorKind::Sign,
+            Self::Encode(_) => ErrorKind::Encode,
         }
     }
 }
@@ -160,6 +188,36 @@ pub fn slim(csr: &mut CertificateSigningRequest) {
     }
 }
 
+/// The approver/signer for one leader term: a watch of the CSRs of certpair's signer (cached
+/// slimmed), every CSR reconciled again when Applications change. Runs until dropped.
+pub async fn run(ctx: Arc<Context>, workers: u16, app_changes: watch::Receiver<()>) {
+    let csrs: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
+    let only_ours =
+        watcher::Config::default().fields(&format!("spec.signerName={}", ctx.signer_name));
+    let app_changes = futures::stream::unfold(app_changes, |mut rx| async move {
+        rx.changed().await.ok().map(|()| ((), rx))
+    });
+    // Our own cache, slimmed: with thousands of finished CSRs the full objects (request PEM,
+    // certificate chain, kubectl's last-applied copy, managedFields) dominate memory.
+    let (cache, cache_writer) = reflector::store();
+    let stream = watcher(csrs, only_ours)
+        .default_backoff()
+        .modify(slim)
+        .reflect(cache_writer)
+        .touched_objects();
+    Controller::for_stream(stream, cache)
+        .with_config(kube::runtime::controller::Config::default().concurrency(workers))
+        .reconcile_all_on(app_changes)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                debug!(error = %e, "CSR controller event");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
 /// Reconciles one CSR; a success clears its retry backoff.
 pub async fn reconcile(
     csr: Arc<CertificateSigningRequest>,
@@ -186,57 +244,49 @@ async fn reconcile_once(
     {
         return Ok(Action::await_change());
     }
+    let approved = condition(&csr, "Approved");
     let parsed = parse_pem(&csr.spec.request.0);
     let usages = csr.spec.usages.clone().unwrap_or_default();
     let spec = RequestSpec {
         usages: &usages,
         expiration_seconds: csr.spec.expiration_seconds,
     };
+    // The request alone, checked once for this pass.
+    let checked = parsed
+        .as_ref()
+        .map_err(policy::unreadable)
+        .and_then(|p| policy::check_request(p, spec));
     let mut csr = (*csr).clone();
+    let req = match checked {
+        Ok(req) => req,
+        // An approval by hand cannot make an unreadable or malformed request signable.
+        Err(denial) if approved => return fail(&ctx, csr, denial).await,
+        Err(denial) => return deny(&ctx, csr, denial).await,
+    };
+    let application: Option<ApplicationRules> = ctx
+        .apps
+        .get(&ObjectRef::new(req.cn))
+        .map(|a| (&a.spec).into());
 
-    if !condition(&csr, "Approved") {
-        let cn = parsed
-            .as_ref()
-            .ok()
-            .and_then(|p| policy::check_request(p, spec).ok())
-            .map(str::to_owned);
-        let app = cn
-            .as_deref()
-            .and_then(|cn| ctx.apps.get(&ObjectRef::new(cn)));
-        let authorized = match (&cn, &app) {
-            (Some(cn), Some(_)) => may_request(&ctx.client, &csr, cn).await?,
-            _ => false,
+    if !approved {
+        let authorized = match application {
+            Some(_) => may_request(&ctx.client, &csr, req.cn).await?,
+            None => false,
         };
         let facts = Facts {
-            request: parsed.as_ref(),
-            spec,
-            application: app.as_ref().map(|a| &a.spec),
+            application: application.as_ref(),
             requester_authorized: authorized,
             requester: csr.spec.username.as_deref().unwrap_or(""),
         };
-        match policy::decide(&facts, &ctx.defaults) {
+        match policy::decide(&req, &facts, &ctx.defaults) {
             Decision::Approve { message } => {
                 csr = set_condition(&ctx, csr, "Approved", "AutoApproved", &message, "approval")
                     .await?;
                 ctx.metrics.decision("approved", "AutoApproved");
                 info!(%message, "approved");
-                report(&ctx, &csr, Kind::Normal, "Approved", "Approve", message).await;
+                report(&ctx, &csr, Kind::Normal, "Approved", "Approve", &message).await;
             }
-            Decision::Deny(Denial { reason, message }) => {
-                set_condition(
-                    &ctx,
-                    csr.clone(),
-                    "Denied",
-                    reason.as_str(),
-                    &message,
-                    "approval",
-                )
-                .await?;
-                ctx.metrics.decision("denied", reason.as_str());
-                info!(%reason, %message, "denied");
-                report(&ctx, &csr, Kind::Warning, reason.as_str(), "Deny", message).await;
-                return Ok(Action::await_change());
-            }
+            Decision::Deny(denial) => return deny(&ctx, csr, denial).await,
             Decision::Pending { message } => {
                 // Re-evaluated when Applications change (the controller's reconcile_all trigger).
                 debug!(%message, "left pending");
@@ -245,70 +295,78 @@ async fn reconcile_once(
         }
     }
 
-    sign(&ctx, csr, parsed.as_ref().map_err(policy::unreadable), spec).await
+    match policy::may_sign(&req, application.as_ref(), &ctx.defaults) {
+        Ok(signing) => sign(&ctx, csr, &req, signing.lifetime, application.is_some()).await,
+        Err(denial) => fail(&ctx, csr, denial).await,
+    }
 }
 
-/// Signs an Approved request — whoever approved it — if it passes the hard profile checks;
-/// otherwise marks it Failed, since it can never be signed.
-async fn sign(
+/// Denies a request through `/approval`, and reports it.
+async fn deny(
     ctx: &Context,
     csr: CertificateSigningRequest,
-    parsed: Result<&crate::pki::csr::ParsedRequest, Denial>,
-    spec: RequestSpec<'_>,
+    Denial { reason, message }: Denial,
 ) -> Result<Action, Error> {
-    let app_of = |cn: &str| ctx.apps.get(&ObjectRef::new(cn));
-    let checked = parsed.and_then(|p| {
-        let cn = policy::check_request(p, spec)?;
-        // "Disabled" means no new certificates, whoever approved the request and however long
-        // signing was delayed after approval.
-        if app_of(cn).is_some_and(|a| a.spec.disabled) {
-            return Err(Denial {
-                reason: policy::DenyReason::ApplicationDisabled,
-                message: format!("Application {cn:?} is disabled (spec.disabled: true)"),
-            });
-        }
-        Ok((p, cn.to_owned()))
-    });
-    let (parsed, cn) = match checked {
-        Ok(ok) => ok,
-        Err(Denial { reason, message }) => {
-            let message = format!("{reason}: {message}");
-            set_condition(
-                ctx,
-                csr.clone(),
-                "Failed",
-                "SignerValidationFailure",
-                &message,
-                "status",
-            )
-            .await?;
-            ctx.metrics.decision("failed", "SignerValidationFailure");
-            warn!(%message, "approved request cannot be signed");
-            report(
-                ctx,
-                &csr,
-                Kind::Warning,
-                "SignerValidationFailure",
-                "Sign",
-                message,
-            )
-            .await;
-            return Ok(Action::await_change());
-        }
-    };
-    let ca = ctx.ca.get().ok_or(Error::NoCa)?;
-    let app = app_of(&cn);
-    let lifetime = policy::lifetime(
-        spec.expiration_seconds,
-        app.as_ref().map(|a| &a.spec),
-        &ctx.defaults,
-    );
+    set_condition(
+        ctx,
+        csr.clone(),
+        "Denied",
+        reason.as_str(),
+        &message,
+        "approval",
+    )
+    .await?;
+    ctx.metrics.decision("denied", reason.as_str());
+    info!(%reason, %message, "denied");
+    report(ctx, &csr, Kind::Warning, reason.as_str(), "Deny", &message).await;
+    Ok(Action::await_change())
+}
 
+/// Marks an approved request that can never be signed Failed, and reports it.
+async fn fail(
+    ctx: &Context,
+    csr: CertificateSigningRequest,
+    denial: Denial,
+) -> Result<Action, Error> {
+    let message = denial.to_string();
+    set_condition(
+        ctx,
+        csr.clone(),
+        "Failed",
+        "SignerValidationFailure",
+        &message,
+        "status",
+    )
+    .await?;
+    ctx.metrics.decision("failed", "SignerValidationFailure");
+    warn!(%message, "approved request cannot be signed");
+    report(
+        ctx,
+        &csr,
+        Kind::Warning,
+        "SignerValidationFailure",
+        "Sign",
+        &message,
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Signs an approved request that [`policy::may_sign`] allowed, and writes the certificate
+/// through `/status`.
+async fn sign(
+    ctx: &Context,
+    mut csr: CertificateSigningRequest,
+    req: &CheckedRequest<'_>,
+    lifetime: Duration,
+    has_application: bool,
+) -> Result<Action, Error> {
+    let ca = ctx.ca.get().ok_or(Error::NoCa)?;
     let started = std::time::Instant::now();
     let issued = ca.issue_client(
         &LeafRequest {
-            subject: &parsed.subject,
-            public_key: &parsed.public_key,
+            subject: &req.parsed.subject,
+            public_key: &req.parsed.public_key,
             lifetime,
         },
         now_unix(),
@@ -317,7 +375,6 @@ async fn sign(
         .signing_seconds
         .observe(started.elapsed().as_secs_f64());
 
-    let mut csr = csr;
     csr.status.get_or_insert_default().certificate = Some(ByteString(issued.chain_pem));
     // PUT with the cached resourceVersion: if anyone (another leader) wrote first, this
     // conflicts instead of replacing their certificate.
@@ -336,19 +393,19 @@ async fn sign(
     let message = format!(
         "issued serial {} for {} until {}",
         issued.serial_hex,
-        parsed.subject_line(),
+        req.parsed.subject_line(),
         not_after_text(issued.not_after)
     );
     info!(serial = %issued.serial_hex, not_after = issued.not_after, "issued");
-    if app.is_some() {
+    if has_application {
         // The receiver only goes away at shutdown, when the count no longer matters.
         let _ = ctx.issued.send(IssuedNote {
-            application: cn,
+            application: req.cn.to_owned(),
             serial_hex: issued.serial_hex,
             not_after: issued.not_after,
         });
     }
-    report(ctx, &written, Kind::Normal, "Issued", "Sign", message).await;
+    report(ctx, &written, Kind::Normal, "Issued", "Sign", &message).await;
     Ok(Action::await_change())
 }
 
@@ -356,13 +413,6 @@ fn not_after_text(unix: i64) -> String {
     Timestamp::from_second(unix)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| unix.to_string())
-}
-
-fn post_params() -> PostParams {
-    PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    }
 }
 
 /// Adds a condition through `/approval` (Approved, Denied) or `/status` (Failed) with a PUT
@@ -431,28 +481,27 @@ async fn report(
     kind: Kind,
     reason: &str,
     action: &str,
-    note: String,
+    note: &str,
 ) {
-    if let Err(e) = ctx
-        .events
-        .publish(csr.object_ref(&()), kind, reason, action, &note)
-        .await
-    {
-        warn!(error = %e, "publishing an Event failed");
-    }
+    ctx.events
+        .report(csr.object_ref(&()), kind, reason, action, note)
+        .await;
 }
 
 /// Conflicts mean our cache was behind: retry soon (the watch brings the new version). No CA
 /// yet: retry shortly. Anything else: back off.
 pub fn error_policy(csr: Arc<CertificateSigningRequest>, err: &Error, ctx: Arc<Context>) -> Action {
+    let kind = err.kind();
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&crate::telemetry::ErrorLabels { kind: err.kind() })
+        .get_or_create(&crate::telemetry::ErrorLabels {
+            kind: kind.as_str(),
+        })
         .inc();
-    match err.kind() {
-        "conflict" => Action::requeue(Duration::from_millis(200)),
-        "no_ca" => Action::requeue(Duration::from_secs(1)),
-        _ => {
+    match kind {
+        ErrorKind::Conflict => Action::requeue(Duration::from_millis(200)),
+        ErrorKind::NoCa => Action::requeue(Duration::from_secs(1)),
+        ErrorKind::Api | ErrorKind::Sign | ErrorKind::Encode => {
             let delay = ctx.retries.failed(&retry_key(&csr));
             warn!(csr = %csr.name_any(), error = %err, retry_in = ?delay, "reconciling CSR failed");
             Action::requeue(delay)

@@ -1,12 +1,9 @@
 //! The signing CA: Secret `certpair-signing-ca` (`tls.crt` = chain, `tls.key`), generated when
-//! absent (if allowed), reloaded whenever the Secret changes (bring your own CA without a
-//! restart), and published as the trust bundle ConfigMap `certpair-ca-bundle` (`ca.crt`).
+//! absent (if allowed: [`plan_missing_signing_ca`]), reloaded whenever the Secret changes
+//! (bring your own CA without a restart), and published as the trust bundle ConfigMap
+//! `certpair-ca-bundle` (`ca.crt`).
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::{
@@ -15,55 +12,26 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client,
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
+    api::{Patch, PatchParams},
+    runtime::watcher,
 };
 use openssl::x509::X509;
 use tracing::{error, info, warn};
 
 use crate::{
-    api::FIELD_MANAGER,
+    api::{CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, FIELD_MANAGER, SIGNING_CA_SECRET},
+    k8s::{owned_meta, post_params, watch_named},
     pki::{
         authority::{Authority, AuthorityError},
+        lifecycle::{BundleSeen, MissingCaPlan, plan_missing_signing_ca},
         now_unix,
     },
+    slot::Slot,
     telemetry::Metrics,
 };
 
-pub const SIGNING_CA_SECRET: &str = "certpair-signing-ca";
-pub const CA_BUNDLE_CONFIGMAP: &str = "certpair-ca-bundle";
-pub const CA_BUNDLE_KEY: &str = "ca.crt";
-
-/// The currently loaded CA, shared with the signer. `None` until a valid CA is loaded.
-#[derive(Default)]
-pub struct SigningCa {
-    current: RwLock<Option<Arc<Authority>>>,
-}
-
-impl SigningCa {
-    pub fn get(&self) -> Option<Arc<Authority>> {
-        match self.current.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn clear(&self) {
-        let mut slot = match self.current.write() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = None;
-    }
-
-    fn set(&self, ca: Authority) {
-        let mut slot = match self.current.write() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = Some(Arc::new(ca));
-    }
-}
+/// The currently loaded CA, shared with the signer. Empty until a valid CA is loaded.
+pub type SigningCa = Slot<Authority>;
 
 pub struct Settings {
     pub namespace: String,
@@ -79,9 +47,8 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={SIGNING_CA_SECRET}"));
     let mut seen = false;
-    let mut events = watcher(secrets.clone(), config).default_backoff().boxed();
+    let mut events = watch_named(secrets, SIGNING_CA_SECRET).boxed();
     while let Some(event) = events.next().await {
         match event {
             Ok(watcher::Event::Init) => seen = false,
@@ -108,34 +75,41 @@ pub async fn run(
     }
 }
 
-/// Creates the CA Secret when it is missing and generation is allowed. Two replicas may race:
-/// creation is atomic, so the loser's create fails with AlreadyExists and the watch delivers
-/// the winner's Secret to both. A CA is generated only on first install (no trust bundle yet):
-/// once certificates exist, silently replacing their CA would break every one of them, and an
-/// operator deleting the Secret to rotate it must not lose a race against certpair.
+/// Creates the CA Secret when it is missing and [`plan_missing_signing_ca`] allows it (first
+/// install only). Two replicas may race: creation is atomic, so the loser's create fails with
+/// AlreadyExists and the watch delivers the winner's Secret to both.
 async fn ensure(client: &Client, settings: &Settings) {
-    if settings.generate {
+    // The bundle is read only when it can matter.
+    let bundle = if settings.generate {
         let bundles: Api<ConfigMap> = Api::namespaced(client.clone(), &settings.namespace);
         match bundles.get_opt(CA_BUNDLE_CONFIGMAP).await {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                return error!(
-                    secret = SIGNING_CA_SECRET,
-                    "signing CA Secret is missing but the trust bundle {CA_BUNDLE_CONFIGMAP} exists, so certificates were issued with a CA that is gone; not generating a new one. Restore the Secret, create a new one, or delete ConfigMap {CA_BUNDLE_CONFIGMAP} to let certpair generate a CA"
-                );
-            }
+            Ok(None) => BundleSeen::Absent,
+            Ok(Some(_)) => BundleSeen::Present,
             Err(e) => {
-                return error!(error = %e, "reading the trust bundle failed; not generating a CA");
+                error!(error = %e, "reading the trust bundle failed; not generating a CA");
+                BundleSeen::Unknown
             }
         }
-    }
-    if !settings.generate {
-        error!(
-            secret = SIGNING_CA_SECRET,
-            namespace = %settings.namespace,
-            "signing CA Secret is missing and --generate-ca=false; create it with `kubectl create secret tls {SIGNING_CA_SECRET} --cert=ca.crt --key=ca.key`"
-        );
-        return;
+    } else {
+        BundleSeen::Unknown
+    };
+    match plan_missing_signing_ca(settings.generate, bundle) {
+        MissingCaPlan::Generate => {}
+        MissingCaPlan::RefuseBundleExists => {
+            return error!(
+                secret = SIGNING_CA_SECRET,
+                "signing CA Secret is missing but the trust bundle {CA_BUNDLE_CONFIGMAP} exists, so certificates were issued with a CA that is gone; not generating a new one. Restore the Secret, create a new one, or delete ConfigMap {CA_BUNDLE_CONFIGMAP} to let certpair generate a CA"
+            );
+        }
+        // Said above, with the error.
+        MissingCaPlan::RefuseBundleUnknown => return,
+        MissingCaPlan::RefuseGenerationOff => {
+            return error!(
+                secret = SIGNING_CA_SECRET,
+                namespace = %settings.namespace,
+                "signing CA Secret is missing and --generate-ca=false; create it with `kubectl create secret tls {SIGNING_CA_SECRET} --cert=ca.crt --key=ca.key`"
+            );
+        }
     }
     let ca = match Authority::generate("certpair signing CA", settings.validity, now_unix()) {
         Ok(ca) => ca,
@@ -153,12 +127,8 @@ async fn ensure(client: &Client, settings: &Settings) {
         ])),
         ..Default::default()
     };
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
     match Api::<Secret>::namespaced(client.clone(), &settings.namespace)
-        .create(&pp, &secret)
+        .create(&post_params(), &secret)
         .await
     {
         Ok(_) => {
@@ -246,16 +216,4 @@ async fn publish_bundle(
     )
     .await?;
     Ok(())
-}
-
-/// Metadata for an object certpair creates, labelled as certpair's.
-fn owned_meta(name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        labels: Some(BTreeMap::from([(
-            "app.kubernetes.io/name".into(),
-            "certpair".into(),
-        )])),
-        ..Default::default()
-    }
 }

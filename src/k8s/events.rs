@@ -1,4 +1,4 @@
-//! Events about CSRs, created directly through `events.k8s.io/v1`.
+//! Events, created directly through `events.k8s.io/v1`.
 //!
 //! kube's `Recorder` keeps every published Event in memory for six minutes (to aggregate
 //! repeats into a series) and scans that cache on each publish. certpair reports each decision
@@ -14,6 +14,7 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
+use tracing::warn;
 
 /// Normal or Warning, as `kubectl describe` shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,5 +83,20 @@ impl Publisher {
             .create(&PostParams::default(), &event)
             .await?;
         Ok(())
+    }
+
+    /// [`Self::publish`] for callers whose work must not fail because reporting did: a failure
+    /// is logged and dropped.
+    pub async fn report(
+        &self,
+        regarding: ObjectReference,
+        kind: Kind,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
+        if let Err(e) = self.publish(regarding, kind, reason, action, note).await {
+            warn!(error = %e, reason, "publishing an Event failed");
+        }
     }
 }

@@ -1,10 +1,5 @@
-//! The validating admission webhook for CSRs of certpair's signer: AdmissionReview in,
-//! AdmissionReview out. It rejects what can never become valid with the same `policy` code the
-//! controller decides with, and turns state-dependent findings (no such Application yet, a
-//! disabled one) into warnings, which kubectl prints.
-//!
-//! The TLS listener's certificates are managed by `controller::webhook_tls`; this module is the
-//! request path and the HTTPS server around it.
+//! The request path: AdmissionReview in, AdmissionReview out. [`review_csr`] is pure; the
+//! actix handler around it turns bad bodies into a JSON `Status` with a 4xx.
 
 use std::sync::{
     Arc,
@@ -21,9 +16,8 @@ use serde_json::json;
 use tracing::{debug, warn};
 
 use crate::{
-    api::ApplicationSpec,
     pki::csr::parse_pem,
-    policy::{self, Decision, Defaults, Facts, RequestSpec},
+    policy::{self, ApplicationRules, Decision, Defaults, Denial, Facts, RequestSpec},
 };
 
 /// Largest AdmissionReview body accepted. A CSR review is a few KiB; the apiserver's own
@@ -43,64 +37,53 @@ pub fn review_csr(
     csr: &CertificateSigningRequest,
     signer_name: &str,
     defaults: &Defaults,
-    application: impl Fn(&str) -> Option<ApplicationSpec>,
+    application: impl Fn(&str) -> Option<ApplicationRules>,
 ) -> Verdict {
     let admit = |warnings| Verdict {
         denied: None,
         warnings,
+    };
+    let deny = |d: Denial| Verdict {
+        denied: Some(d.to_string()),
+        warnings: Vec::new(),
     };
     if csr.spec.signer_name != signer_name {
         return admit(Vec::new());
     }
     let parsed = match parse_pem(&csr.spec.request.0) {
         Ok(p) => p,
-        Err(e) => {
-            let d = policy::unreadable(&e);
-            return Verdict {
-                denied: Some(format!("{}: {}", d.reason, d.message)),
-                warnings: Vec::new(),
-            };
-        }
+        Err(e) => return deny(policy::unreadable(&e)),
     };
     let usages = csr.spec.usages.clone().unwrap_or_default();
     let spec = RequestSpec {
         usages: &usages,
         expiration_seconds: csr.spec.expiration_seconds,
     };
-    let cn = match policy::check_request(&parsed, spec) {
-        Ok(cn) => cn,
-        Err(d) => {
-            return Verdict {
-                denied: Some(format!("{}: {}", d.reason, d.message)),
-                warnings: Vec::new(),
-            };
-        }
+    let req = match policy::check_request(&parsed, spec) {
+        Ok(req) => req,
+        Err(d) => return deny(d),
     };
-    let Some(app) = application(cn) else {
+    let Some(app) = application(req.cn) else {
         return admit(vec![format!(
-            "no Application {cn:?} exists yet; certpair will not approve this request until one does"
+            "no Application {:?} exists yet; certpair will not approve this request until one does",
+            req.cn
         )]);
     };
     // Predict the approver's verdict on what depends on the Application. Authorization is
     // the approver's to check (with a SubjectAccessReview), so assume it here.
     let facts = Facts {
-        request: Ok(&parsed),
-        spec,
         application: Some(&app),
         requester_authorized: true,
         requester: csr.spec.username.as_deref().unwrap_or(""),
     };
-    match policy::decide(&facts, defaults) {
-        Decision::Deny(d) => admit(vec![format!(
-            "certpair will deny this request: {}: {}",
-            d.reason, d.message
-        )]),
+    match policy::decide(&req, &facts, defaults) {
+        Decision::Deny(d) => admit(vec![format!("certpair will deny this request: {d}")]),
         Decision::Approve { .. } | Decision::Pending { .. } => admit(Vec::new()),
     }
 }
 
-/// Looks up an Application's spec by name (the controller's cache in production).
-pub type ApplicationLookup = Arc<dyn Fn(&str) -> Option<ApplicationSpec> + Send + Sync>;
+/// Looks up an Application's rules by name (the controller's cache in production).
+pub type ApplicationLookup = Arc<dyn Fn(&str) -> Option<ApplicationRules> + Send + Sync>;
 
 /// What the handler needs: the signer, the defaults and the Application lookup.
 pub struct WebhookState {
@@ -222,34 +205,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config()).service(validate);
 }
 
-/// Worker threads of the TLS listener. Two, one per core of the machines certpair is sized
-/// for: one worker saturates at about 7,000 reviews/s here, two reach 11,000 (hack/bench.sh
-/// webhook). Reviews are CPU-bound (an RSA or ECDSA verification each), so more workers
-/// than cores only add context switches.
-pub const WORKERS: usize = 2;
-
-/// The webhook's HTTPS server on an already bound listener: what the controller runs and what
-/// the benchmark measures. Signals are left to the caller, which stops the server gracefully
-/// (in-flight reviews finish) through the returned server's handle.
-pub fn https_server(
-    state: web::Data<WebhookState>,
-    acceptor: openssl::ssl::SslAcceptorBuilder,
-    listener: std::net::TcpListener,
-) -> std::io::Result<actix_web::dev::Server> {
-    Ok(actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .configure(configure)
-    })
-    .workers(WORKERS)
-    // In-flight reviews take milliseconds; this bounds a drain held open by a slow client
-    // well inside Kubernetes' default 30 s termination grace period.
-    .shutdown_timeout(10)
-    .disable_signals()
-    .listen_openssl(listener, acceptor)?
-    .run())
-}
-
 #[cfg(test)]
 mod tests {
     use actix_web::{App, body::to_bytes, test};
@@ -258,8 +213,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        api::SubjectRequirements,
         pki::testing::{Req, p256, rsa},
+        policy::SubjectRules,
     };
 
     fn state() -> web::Data<WebhookState> {
@@ -267,14 +222,14 @@ mod tests {
             signer_name: crate::api::DEFAULT_SIGNER_NAME.into(),
             defaults: Defaults::default(),
             applications: Arc::new(|name: &str| match name {
-                "billing" => Some(ApplicationSpec {
-                    subject: Some(SubjectRequirements {
+                "billing" => Some(ApplicationRules {
+                    subject: SubjectRules {
                         organization: Some("Acme".into()),
                         ..Default::default()
-                    }),
+                    },
                     ..Default::default()
                 }),
-                "retired" => Some(ApplicationSpec {
+                "retired" => Some(ApplicationRules {
                     disabled: true,
                     ..Default::default()
                 }),

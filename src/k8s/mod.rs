@@ -1,0 +1,86 @@
+//! Kubernetes plumbing every part of certpair shares: writes under certpair's field manager,
+//! watching one object by name, certpair's labels, Secrets' values, and Events.
+
+pub mod events;
+
+use std::{collections::BTreeMap, fmt::Debug};
+
+use futures::Stream;
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{
+    Api, Resource,
+    api::{ObjectMeta, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde::de::DeserializeOwned;
+
+use crate::api::{FIELD_MANAGER, NAME_LABEL};
+
+/// Parameters for a create or replace (PUT) by certpair: its one field manager.
+pub fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// Metadata for an object certpair creates, labelled as certpair's.
+pub fn owned_meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some(BTreeMap::from([(
+            NAME_LABEL.0.to_owned(),
+            NAME_LABEL.1.to_owned(),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// Watch events of the one object `name` in `api`, retried with kube's default backoff.
+pub fn watch_named<K>(
+    api: Api<K>,
+    name: &str,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    watcher(
+        api,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
+    .default_backoff()
+}
+
+/// One value of a Secret's `data`.
+pub fn secret_value<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    secret.data.as_ref()?.get(key).map(|v| v.0.as_slice())
+}
+
+/// Writes `data` into Secret `name`: replaces `existing` with the resourceVersion read with it
+/// (a concurrent writer makes this conflict instead of being overwritten; the next pass sees
+/// their version), or creates it labelled as certpair's.
+pub async fn put_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    existing: Option<Secret>,
+    type_: Option<&str>,
+    data: BTreeMap<String, ByteString>,
+) -> Result<(), kube::Error> {
+    match existing {
+        Some(mut secret) => {
+            secret.data = Some(data);
+            secret.string_data = None;
+            secrets.replace(name, &post_params(), &secret).await?;
+        }
+        None => {
+            let secret = Secret {
+                metadata: owned_meta(name),
+                type_: type_.map(str::to_owned),
+                data: Some(data),
+                ..Default::default()
+            };
+            secrets.create(&post_params(), &secret).await?;
+        }
+    }
+    Ok(())
+}

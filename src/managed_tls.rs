@@ -1,0 +1,437 @@
+//! A TLS listener's PKI that certpair manages itself: a CA and a serving certificate kept in two
+//! Secrets, and the CA bundle injected where the listener's clients read it. The leader keeps
+//! them right ([`run_leader`]: observe → [`plan_serving`] → apply); every replica serves what
+//! the serving Secret holds ([`load_serving_secret`]). The admission webhook uses it
+//! (`webhook::certificates`); the connector's own TLS certificate will too.
+
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    ByteString,
+    api::{admissionregistration::v1::ValidatingWebhookConfiguration, core::v1::Secret},
+};
+use kube::{
+    Api, Client, Resource,
+    runtime::{WatchStreamExt, watcher},
+};
+use openssl::{nid::Nid, x509::X509};
+use tracing::{info, warn};
+
+use crate::{
+    k8s::{
+        events::{Kind, Publisher},
+        post_params, put_secret, secret_value, watch_named,
+    },
+    pki::{
+        authority::{Authority, AuthorityError, unix},
+        generate_p256,
+        identity::ServingIdentity,
+        lifecycle::{Found, Repair, plan_serving},
+        now_unix,
+        profile::serving::ServingSpec,
+        signed_by,
+    },
+    server::Readiness,
+    telemetry::{ErrorLabels, TlsMetrics},
+    tls::CertSlot,
+};
+
+/// Where the listener's clients read the CA bundle from.
+#[derive(Debug, Clone)]
+pub enum TrustTarget {
+    /// `caBundle` of every webhook in this ValidatingWebhookConfiguration.
+    WebhookConfiguration { name: String },
+}
+
+/// One managed CA + serving certificate pair.
+#[derive(Debug, Clone)]
+pub struct ManagedTls {
+    pub namespace: String,
+    /// Secret with `ca.crt` and `ca.key`.
+    pub ca_secret: &'static str,
+    /// Secret with `tls.crt` and `tls.key` (type `kubernetes.io/tls`).
+    pub tls_secret: &'static str,
+    /// Common name of every CA generated for this listener; earlier ones are recognised by it
+    /// and kept in the bundle while they are valid.
+    pub ca_name: &'static str,
+    pub dns_names: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub ca_validity: Duration,
+    pub serving_validity: Duration,
+    /// Renew what expires within this window.
+    pub look_ahead: Duration,
+    pub trust: TrustTarget,
+}
+
+impl ManagedTls {
+    fn spec(&self) -> ServingSpec<'_> {
+        ServingSpec {
+            dns_names: &self.dns_names,
+            ips: &self.ips,
+            look_ahead: self.look_ahead,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("certificate work failed: {0}")]
+    Pki(#[from] AuthorityError),
+    #[error("OpenSSL failed: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+/// What a pass did and the resulting expiry times.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub repairs: Vec<Repair>,
+    pub ca_not_after: i64,
+    pub serving_not_after: Option<i64>,
+}
+
+/// Leader: brings the CA Secret, the serving Secret and the injected bundle to a good state,
+/// changing only what is wrong. A drifted bundle is re-injected without touching any key.
+pub async fn reconcile(client: &Client, m: &ManagedTls) -> Result<Pass, Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
+    let now = now_unix();
+
+    // Observe.
+    let existing_ca = secrets.get_opt(m.ca_secret).await?;
+    let ca = existing_ca
+        .as_ref()
+        .map(|s| pair(s, "ca.crt", "ca.key", |c, k| Authority::from_pem(c, k).ok()));
+    let existing_tls = secrets.get_opt(m.tls_secret).await?;
+    let serving = existing_tls.as_ref().map(|s| {
+        pair(s, "tls.crt", "tls.key", |c, k| {
+            ServingIdentity::from_pem(c, k).ok()
+        })
+    });
+
+    // Plan.
+    let plan = plan_serving(found(&ca), found(&serving), &m.spec(), now);
+
+    // Apply: CA, then bundle, then serving certificate, so the clients already trust whatever
+    // the replicas load next.
+    let mut repairs = Vec::new();
+    let ca = match (plan.new_ca, ca) {
+        (None, Some(Some(ca))) => ca,
+        (cause, _) => {
+            repairs.extend(cause);
+            let ca = Authority::generate(m.ca_name, m.ca_validity, now)?;
+            let data = BTreeMap::from([
+                ("ca.crt".to_string(), ByteString(ca.chain_pem()?)),
+                ("ca.key".to_string(), ByteString(ca.key_pem()?)),
+            ]);
+            put_secret(&secrets, m.ca_secret, existing_ca, None, data).await?;
+            ca
+        }
+    };
+    if inject(client, m, ca.certificate(), now).await? {
+        repairs.push(Repair::BundleInjected);
+    }
+    let mut serving_not_after = serving
+        .flatten()
+        .and_then(|identity| unix(identity.leaf().not_after()).ok());
+    if let Some(cause) = plan.new_serving {
+        repairs.push(cause);
+        let key = generate_p256()?;
+        let spec = m.spec();
+        let issued = ca.issue_server(
+            spec.common_name(),
+            &m.dns_names,
+            &m.ips,
+            &key,
+            m.serving_validity,
+            now,
+        )?;
+        serving_not_after = Some(issued.not_after);
+        let data = BTreeMap::from([
+            ("tls.crt".to_string(), ByteString(issued.chain_pem)),
+            (
+                "tls.key".to_string(),
+                ByteString(key.private_key_to_pem_pkcs8()?),
+            ),
+        ]);
+        put_secret(
+            &secrets,
+            m.tls_secret,
+            existing_tls,
+            Some("kubernetes.io/tls"),
+            data,
+        )
+        .await?;
+    }
+    Ok(Pass {
+        repairs,
+        ca_not_after: ca.window().not_after,
+        serving_not_after,
+    })
+}
+
+/// `None`: no Secret; `Some(None)`: a Secret without both keys, or whose pair does not load.
+fn pair<T>(
+    secret: &Secret,
+    crt: &str,
+    key: &str,
+    load: impl FnOnce(&[u8], &[u8]) -> Option<T>,
+) -> Option<T> {
+    match (secret_value(secret, crt), secret_value(secret, key)) {
+        (Some(crt), Some(key)) => load(crt, key),
+        _ => None,
+    }
+}
+
+fn found<T>(observed: &Option<Option<T>>) -> Found<&T> {
+    match observed {
+        None => Found::Missing,
+        Some(None) => Found::Unusable,
+        Some(Some(t)) => Found::Usable(t),
+    }
+}
+
+/// The bundle to inject: the current CA first, then every earlier CA of this listener (by
+/// name) found in the bundle now injected that is still valid. Keeping those is what makes a
+/// CA change safe: replicas still serving a certificate from the old CA stay trusted until it
+/// expires. Anything unparsable or expired (e.g. garbage written into caBundle) is dropped.
+fn desired_bundle(
+    ca_name: &str,
+    current_ca: &X509,
+    injected: Option<&[u8]>,
+    now: i64,
+) -> Result<Vec<u8>, Error> {
+    let ours = |cert: &X509| {
+        cert.subject_name()
+            .entries_by_nid(Nid::COMMONNAME)
+            .any(|e| e.data().as_slice() == ca_name.as_bytes())
+    };
+    Ok(crate::pki::bundle::merge(
+        std::slice::from_ref(current_ca),
+        injected,
+        now,
+        ours,
+    )?)
+}
+
+/// Brings the trust target's bundle to [`desired_bundle`]; returns whether anything changed.
+/// A missing target is not an error: there is nothing to inject into yet.
+async fn inject(client: &Client, m: &ManagedTls, ca: &X509, now: i64) -> Result<bool, Error> {
+    let TrustTarget::WebhookConfiguration { name } = &m.trust;
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let Some(mut config) = configs.get_opt(name).await? else {
+        warn!(config = %name, "ValidatingWebhookConfiguration not found; nothing to inject into");
+        return Ok(false);
+    };
+    let mut changed = false;
+    for webhook in config.webhooks.iter_mut().flatten() {
+        let injected = webhook
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .map(|b| b.0.as_slice());
+        let desired = desired_bundle(m.ca_name, ca, injected, now)?;
+        if injected != Some(desired.as_slice()) {
+            webhook.client_config.ca_bundle = Some(ByteString(desired));
+            changed = true;
+        }
+    }
+    if changed {
+        configs.replace(name, &post_params(), &config).await?;
+    }
+    Ok(changed)
+}
+
+/// Leader loop: reconcile at start, on every change to the two Secrets or the trust target,
+/// and every `interval`; count and report what was repaired.
+pub async fn run_leader(
+    client: Client,
+    m: ManagedTls,
+    interval: Duration,
+    metrics: &TlsMetrics,
+    events: Publisher,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
+    let TrustTarget::WebhookConfiguration { name: config_name } = &m.trust;
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let ticks = futures::stream::unfold(tokio::time::interval(interval), |mut i| async move {
+        i.tick().await;
+        Some(((), i))
+    });
+    let mut triggers = futures::stream::select_all([
+        watch_named(secrets.clone(), m.ca_secret)
+            .map(|_| ())
+            .boxed(),
+        watch_named(secrets, m.tls_secret).map(|_| ()).boxed(),
+        watch_named(configs, config_name).map(|_| ()).boxed(),
+        ticks.boxed(),
+    ]);
+    while triggers.next().await.is_some() {
+        match reconcile(&client, &m).await {
+            Ok(pass) => {
+                metrics.ca_not_after.set(pass.ca_not_after);
+                if let Some(t) = pass.serving_not_after {
+                    metrics.serving_not_after.set(t);
+                }
+                if pass.repairs.is_empty() {
+                    continue;
+                }
+                let causes: Vec<&str> = pass.repairs.iter().map(|r| r.as_str()).collect();
+                info!(?causes, "webhook certificates repaired");
+                for cause in &causes {
+                    metrics
+                        .repairs
+                        .get_or_create(&ErrorLabels { kind: cause })
+                        .inc();
+                }
+                report(&client, &events, &m.trust, &pass.repairs).await;
+            }
+            Err(e) => {
+                warn!(error = %e, "reconciling webhook certificates failed; retrying on the next trigger")
+            }
+        }
+    }
+}
+
+/// An Event on the trust target naming what was repaired.
+async fn report(client: &Client, events: &Publisher, trust: &TrustTarget, repairs: &[Repair]) {
+    let TrustTarget::WebhookConfiguration { name } = trust;
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let Ok(Some(config)) = configs.get_opt(name).await else {
+        return;
+    };
+    let reason = if repairs.iter().any(|r| r.replaces_ca()) {
+        "CARotated"
+    } else if repairs.iter().any(|r| *r != Repair::BundleInjected) {
+        "ServingCertificateIssued"
+    } else {
+        "CABundleInjected"
+    };
+    let causes: Vec<&str> = repairs.iter().map(|r| r.as_str()).collect();
+    let note = format!(
+        "certpair repaired its webhook certificates: {}",
+        causes.join(", ")
+    );
+    events
+        .report(
+            config.object_ref(&()),
+            Kind::Normal,
+            reason,
+            "Reconcile",
+            &note,
+        )
+        .await;
+}
+
+/// Every replica: load the serving Secret into `slot` whenever it changes. The readiness
+/// check `ready_check` holds only while the loaded certificate is trusted by the bundle at the
+/// trust target, i.e. while clients can actually reach this replica.
+pub async fn load_serving_secret(
+    client: Client,
+    m: Arc<ManagedTls>,
+    slot: Arc<CertSlot>,
+    readiness: Arc<Readiness>,
+    ready_check: &'static str,
+) {
+    enum Change {
+        Serving(Result<Secret, watcher::Error>),
+        Config(Result<ValidatingWebhookConfiguration, watcher::Error>),
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
+    let TrustTarget::WebhookConfiguration { name: config_name } = &m.trust;
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client);
+    let serving = watch_named(secrets, m.tls_secret)
+        .applied_objects()
+        .map(Change::Serving);
+    let config = watch_named(configs, config_name)
+        .applied_objects()
+        .map(Change::Config);
+    let mut changes = futures::stream::select(serving.boxed(), config.boxed());
+    let mut bundle: Vec<X509> = Vec::new();
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Serving(Ok(secret)) => match (
+                secret_value(&secret, "tls.crt"),
+                secret_value(&secret, "tls.key"),
+            ) {
+                (Some(crt), Some(key)) => match ServingIdentity::from_pem(crt, key) {
+                    Ok(identity) => {
+                        slot.set(identity);
+                        info!("webhook serving certificate loaded");
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "webhook serving Secret is unusable; keeping the current certificate")
+                    }
+                },
+                _ => warn!("webhook serving Secret lacks tls.crt or tls.key"),
+            },
+            Change::Config(Ok(config)) => {
+                bundle = config
+                    .webhooks
+                    .iter()
+                    .flatten()
+                    .filter_map(|w| w.client_config.ca_bundle.as_ref())
+                    .flat_map(|b| X509::stack_from_pem(&b.0).unwrap_or_default())
+                    .collect();
+            }
+            Change::Serving(Err(e)) | Change::Config(Err(e)) => {
+                warn!(error = %e, "watching the webhook Secret or configuration failed; retrying");
+            }
+        }
+        let trusted = slot
+            .get()
+            .is_some_and(|identity| bundle.iter().any(|ca| signed_by(identity.leaf(), ca)));
+        readiness.set(ready_check, trusted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CA_NAME: &str = "certpair webhook CA";
+
+    fn ca(name: &str, validity: u64, now: i64) -> X509 {
+        Authority::generate(name, Duration::from_secs(validity), now)
+            .expect("CA")
+            .certificate()
+            .clone()
+    }
+
+    #[test]
+    fn bundle_keeps_earlier_valid_cas_of_this_listener_and_drops_the_rest() {
+        let now = now_unix();
+        let current = ca(CA_NAME, 3600, now);
+        let earlier = ca(CA_NAME, 3600, now - 60);
+        let expired = ca(CA_NAME, 100, now - 1000);
+        let foreign = ca("someone else", 3600, now);
+        let count = |pem: &[u8]| X509::stack_from_pem(pem).expect("pem").len();
+        let desired = |injected| desired_bundle(CA_NAME, &current, injected, now);
+
+        // From nothing, and from garbage: just the current CA.
+        assert_eq!(
+            desired(None).expect("bundle"),
+            current.to_pem().expect("pem")
+        );
+        assert_eq!(count(&desired(Some(b"garbage")).expect("bundle")), 1);
+
+        // After a change of CA the earlier one stays while valid; expired and foreign ones go.
+        let injected: Vec<u8> = [&earlier, &expired, &foreign, &current]
+            .iter()
+            .flat_map(|c| c.to_pem().expect("pem"))
+            .collect();
+        let bundle = desired(Some(&injected)).expect("bundle");
+        let certs = X509::stack_from_pem(&bundle).expect("pem");
+        assert_eq!(certs.len(), 2, "current + earlier");
+        assert_eq!(
+            certs[0].to_der().expect("der"),
+            current.to_der().expect("der"),
+            "current first"
+        );
+        assert_eq!(
+            certs[1].to_der().expect("der"),
+            earlier.to_der().expect("der")
+        );
+    }
+}
