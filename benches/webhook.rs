@@ -9,34 +9,30 @@ use std::{process::Command, sync::Arc, time::Duration};
 
 use actix_web::web;
 use certpair::{
-    api::{ApplicationSpec, DEFAULT_SIGNER_NAME, SubjectRequirements},
-    pki::{authority::Authority, now_unix},
-    policy::Defaults,
+    api::DEFAULT_SIGNER_NAME,
+    pki::{authority::Authority, csr_builder::RequestBuilder, generate_p256, now_unix},
+    policy::{ApplicationRules, Defaults, SubjectRules},
     tls::{CertSlot, ServingIdentity, acceptor},
     webhook::{WORKERS, WebhookState, https_server},
 };
 use openssl::{
-    ec::{EcGroup, EcKey},
-    hash::MessageDigest,
     nid::Nid,
     pkey::PKey,
     rsa::Rsa,
     ssl::{SslConnector, SslMethod, SslVerifyMode},
-    x509::{X509NameBuilder, X509ReqBuilder},
 };
 
 fn review_body() -> String {
     let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("key");
-    let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "Acme")
-        .expect("O");
-    name.append_entry_by_nid(Nid::COMMONNAME, "billing")
-        .expect("CN");
-    let mut req = X509ReqBuilder::new().expect("req");
-    req.set_subject_name(&name.build()).expect("subject");
-    req.set_pubkey(&key).expect("pubkey");
-    req.sign(&key, MessageDigest::sha256()).expect("sign");
-    let pem = req.build().to_pem().expect("pem");
+    let pem = RequestBuilder {
+        subject: vec![
+            (Nid::ORGANIZATIONNAME, "Acme".into()),
+            (Nid::COMMONNAME, "billing".into()),
+        ],
+        ..Default::default()
+    }
+    .to_pem(&key)
+    .expect("request");
     serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -72,11 +68,7 @@ fn main() -> std::io::Result<()> {
         .unwrap_or(10);
     let ca =
         Authority::generate("bench webhook CA", Duration::from_secs(3600), now_unix()).expect("CA");
-    let key = PKey::from_ec_key(
-        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("curve"))
-            .expect("ec"),
-    )
-    .expect("key");
+    let key = generate_p256().expect("key");
     let issued = ca
         .issue_server(
             "localhost",
@@ -100,11 +92,11 @@ fn main() -> std::io::Result<()> {
         signer_name: DEFAULT_SIGNER_NAME.into(),
         defaults: Defaults::default(),
         applications: Arc::new(|name: &str| {
-            (name == "billing").then(|| ApplicationSpec {
-                subject: Some(SubjectRequirements {
+            (name == "billing").then(|| ApplicationRules {
+                subject: SubjectRules {
                     organization: Some("Acme".into()),
                     ..Default::default()
-                }),
+                },
                 ..Default::default()
             })
         }),

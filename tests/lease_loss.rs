@@ -34,7 +34,7 @@ async fn may_renew(cluster: &Cluster) -> bool {
                 group: Some("coordination.k8s.io".into()),
                 resource: Some("leases".into()),
                 namespace: Some("certpair-system".into()),
-                name: Some(certpair::controller::LEADER_LEASE.into()),
+                name: Some(certpair::api::LEADER_LEASE.into()),
                 verb: Some("patch".into()),
                 ..Default::default()
             }),

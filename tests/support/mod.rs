@@ -29,11 +29,10 @@ use kube::{
 use openssl::{
     asn1::Asn1Time,
     bn::{BigNum, MsbOption},
-    ec::{EcGroup, EcKey},
     hash::MessageDigest,
     nid::Nid,
     pkey::{PKey, Private},
-    x509::{X509, X509NameBuilder, X509Req, X509ReqBuilder, extension},
+    x509::{X509, X509NameBuilder, extension},
 };
 use serde::de::DeserializeOwned;
 
@@ -298,24 +297,22 @@ pub fn stderr(out: &Output) -> String {
 }
 
 pub fn ec_key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
-    PKey::from_ec_key(EcKey::generate(&group).expect("EC key")).expect("pkey")
+    certpair::pki::generate_p256().expect("P-256 key")
 }
 
-/// A PKCS#10 request for `CN=<cn>` plus `O=<org>` for each organization, signed by `key`.
+/// A PKCS#10 request for `O=<org>` for each organization, then `CN=<cn>`, signed by `key`.
 pub fn csr_pem(key: &PKey<Private>, cn: &str, organizations: &[&str]) -> Vec<u8> {
-    let mut name = X509NameBuilder::new().expect("name");
-    for o in organizations {
-        name.append_entry_by_nid(Nid::ORGANIZATIONNAME, o)
-            .expect("O");
+    let mut subject: Vec<(Nid, String)> = organizations
+        .iter()
+        .map(|o| (Nid::ORGANIZATIONNAME, o.to_string()))
+        .collect();
+    subject.push((Nid::COMMONNAME, cn.to_owned()));
+    certpair::pki::csr_builder::RequestBuilder {
+        subject,
+        ..Default::default()
     }
-    name.append_entry_by_nid(Nid::COMMONNAME, cn).expect("CN");
-    let mut req = X509ReqBuilder::new().expect("req");
-    req.set_subject_name(&name.build()).expect("subject");
-    req.set_pubkey(key).expect("pubkey");
-    req.sign(key, MessageDigest::sha256()).expect("sign");
-    let req: X509Req = req.build();
-    req.to_pem().expect("pem")
+    .to_pem(key)
+    .expect("a PKCS#10 request")
 }
 
 fn client_certificate(
