@@ -2,13 +2,22 @@
 //! serving certificate from nothing, injects the caBundle, and `kubectl apply` of a CSR gets
 //! the webhook's verdict. Its own binary: the webhook configuration (`failurePolicy: Fail`)
 //! applies to every CSR of certpair's signer while it exists, so it is removed at the end.
+//!
+//! One controller serves every phase (starting from nothing is the expensive part), but each
+//! phase after the start reports on its own: a failed phase is named, its panic printed, and
+//! the phases after it still run, so the first failure does not hide the rest.
 
 mod support;
 
 use std::{
+    future::Future,
     io::{Read, Write},
+    panic::AssertUnwindSafe,
+    process::Output,
     time::Duration,
 };
+
+use futures::FutureExt;
 
 use certpair::api::DEFAULT_SIGNER_NAME;
 use k8s_openapi::api::{
@@ -16,7 +25,7 @@ use k8s_openapi::api::{
 };
 use kube::{Api, api::DeleteParams};
 use support::{
-    Cluster,
+    Cluster, ControllerProcess, Identity,
     csr::{application, requester},
     csr_pem, ec_key, run, stderr, unique, wait_for,
     webhook::CONFIG,
@@ -31,66 +40,140 @@ fn csr_manifest(name: &str, pem: &[u8]) -> String {
 
 #[tokio::test]
 async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
-    let cluster = Cluster::connect().await;
-    let secrets: Api<Secret> = support::webhook::start_from_nothing(&cluster).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let _installed = support::webhook::install(&cluster, port, dir.path());
-
-    let addr = format!("127.0.0.1:{port}");
-    let controller = cluster
-        .start_controller(&[
-            "--webhook-addr",
-            &addr,
-            "--webhook-ips",
-            "127.0.0.1",
-            "--webhook-dns-names",
-            "localhost",
-            "--webhook-drain-seconds",
-            "4",
-        ])
-        .await;
-
-    // The Secrets appear and the bundle is injected.
-    let configs: Api<ValidatingWebhookConfiguration> = Api::all(cluster.client.clone());
-    wait_for(
-        &configs,
-        CONFIG,
-        "caBundle injected",
-        Duration::from_secs(30),
-        |c: Option<&ValidatingWebhookConfiguration>| {
-            c.and_then(|c| c.webhooks.as_ref()).is_some_and(|w| {
-                w.iter().all(|w| {
-                    w.client_config
-                        .ca_bundle
-                        .as_ref()
-                        .is_some_and(|b| !b.0.is_empty())
-                })
-            })
-        },
+    let s = Setup::start().await;
+    let mut failed = Vec::new();
+    phase(
+        &mut failed,
+        "refusals and warnings",
+        refusals_and_warnings(&s),
     )
     .await;
-    let ca = secrets.get("certpair-webhook-ca").await.expect("CA Secret");
+    phase(&mut failed, "repairs", repairs(&s)).await;
+    phase(
+        &mut failed,
+        "bad bodies to the TLS listener",
+        bad_bodies(&s),
+    )
+    .await;
+    phase(&mut failed, "graceful shutdown", graceful_shutdown(s)).await;
     assert!(
-        ca.data.as_ref().is_some_and(|d| d.contains_key("ca.key")),
-        "CA Secret has its key"
+        failed.is_empty(),
+        "phases failed: {failed:?} (each one's panic is printed above)"
     );
+}
 
-    let app = unique("hooked");
-    application(&cluster.client, &app, None).await;
-    let who = requester(&cluster, Some(&app)).await;
-    let apply = |name: &str, pem: &[u8]| {
-        let file = dir.path().join(format!("{name}.yaml"));
+/// Runs one phase; a panic is recorded by name instead of ending the test.
+async fn phase(failed: &mut Vec<&'static str>, name: &'static str, body: impl Future<Output = ()>) {
+    eprintln!("--- phase: {name}");
+    if AssertUnwindSafe(body).catch_unwind().await.is_err() {
+        eprintln!("--- phase failed: {name}");
+        failed.push(name);
+    }
+}
+
+/// A controller serving the webhook from nothing: its Secrets created, the caBundle injected,
+/// an Application and a requester for it.
+struct Setup {
+    cluster: Cluster,
+    secrets: Api<Secret>,
+    configs: Api<ValidatingWebhookConfiguration>,
+    dir: tempfile::TempDir,
+    port: u16,
+    app: String,
+    who: Identity,
+    /// A request the webhook admits.
+    good: Vec<u8>,
+    controller: ControllerProcess,
+    /// Removes the webhook configuration when the test ends.
+    _installed: support::webhook::InstalledConfig,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        let cluster = Cluster::connect().await;
+        let secrets: Api<Secret> = support::webhook::start_from_nothing(&cluster).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let installed = support::webhook::install(&cluster, port, dir.path());
+
+        let addr = format!("127.0.0.1:{port}");
+        let controller = cluster
+            .start_controller(&[
+                "--webhook-addr",
+                &addr,
+                "--webhook-ips",
+                "127.0.0.1",
+                "--webhook-dns-names",
+                "localhost",
+                "--webhook-drain-seconds",
+                "4",
+            ])
+            .await;
+
+        // The Secrets appear and the bundle is injected.
+        let configs: Api<ValidatingWebhookConfiguration> = Api::all(cluster.client.clone());
+        wait_for(
+            &configs,
+            CONFIG,
+            "caBundle injected",
+            Duration::from_secs(30),
+            |c: Option<&ValidatingWebhookConfiguration>| {
+                c.and_then(|c| c.webhooks.as_ref()).is_some_and(|w| {
+                    w.iter().all(|w| {
+                        w.client_config
+                            .ca_bundle
+                            .as_ref()
+                            .is_some_and(|b| !b.0.is_empty())
+                    })
+                })
+            },
+        )
+        .await;
+        let ca = secrets.get("certpair-webhook-ca").await.expect("CA Secret");
+        assert!(
+            ca.data.as_ref().is_some_and(|d| d.contains_key("ca.key")),
+            "CA Secret has its key"
+        );
+        let app = unique("hooked");
+        application(&cluster.client, &app, None).await;
+        let who = requester(&cluster, Some(&app)).await;
+        let good = csr_pem(&ec_key(), &app, &["Acme"]);
+        Self {
+            cluster,
+            secrets,
+            configs,
+            dir,
+            port,
+            app,
+            who,
+            good,
+            controller,
+            _installed: installed,
+        }
+    }
+
+    /// `kubectl apply` of a CSR named `name` with `pem`, as the requester.
+    fn apply(&self, name: &str, pem: &[u8]) -> Output {
+        let file = self.dir.path().join(format!("{name}.yaml"));
         std::fs::write(&file, csr_manifest(name, pem)).expect("write");
-        run(who.kubectl().args(["apply", "-f"]).arg(&file))
-    };
+        run(self.who.kubectl().args(["apply", "-f"]).arg(&file))
+    }
+}
 
+/// Refusals name the rule; state-dependent findings are warnings kubectl prints.
+async fn refusals_and_warnings(s: &Setup) {
+    let Setup {
+        app,
+        good,
+        controller,
+        ..
+    } = s;
+    let apply = |name: &str, pem: &[u8]| s.apply(name, pem);
     // Two PEM blocks: the apiserver reads the first and accepts it; certpair refuses.
-    let good = csr_pem(&ec_key(), &app, &["Acme"]);
     let out = apply(
         &unique("two-blocks"),
         &[good.clone(), good.clone()].concat(),
@@ -106,12 +189,12 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
     // RSA-1024: refused with the field and the rule.
     let weak = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(1024).expect("rsa"))
         .expect("key");
-    let out = apply(&unique("weak"), &csr_pem(&weak, &app, &["Acme"]));
+    let out = apply(&unique("weak"), &csr_pem(&weak, app, &["Acme"]));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("KeyTooWeak"), "{}", stderr(&out));
 
     // A good request is admitted (and then issued by the controller).
-    let out = apply(&unique("good"), &good);
+    let out = apply(&unique("good"), good);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // A request naming no Application is admitted with a warning kubectl prints.
@@ -125,7 +208,19 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         "{}",
         stderr(&out)
     );
+}
 
+/// Four repairs; admission works after each; each is counted and reported.
+async fn repairs(s: &Setup) {
+    let Setup {
+        cluster,
+        secrets,
+        configs,
+        good,
+        controller,
+        ..
+    } = s;
+    let apply = |name: &str, pem: &[u8]| s.apply(name, pem);
     // Repairs. After each, admission must work again (retried briefly: replicas pick up a new
     // serving certificate within moments, and the CA overlap in the bundle is not built yet).
     let admitted = |label: &'static str| {
@@ -171,7 +266,7 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         .expect("write garbage");
     let ca_pem = ca_before.clone();
     wait_for(
-        &configs,
+        configs,
         CONFIG,
         "caBundle re-injected",
         Duration::from_secs(30),
@@ -205,7 +300,7 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         .await
         .expect("delete tls");
     wait_for(
-        &secrets,
+        secrets,
         "certpair-webhook-tls",
         "serving Secret re-issued",
         Duration::from_secs(30),
@@ -254,7 +349,7 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         .await
         .expect("write foreign");
     wait_for(
-        &secrets,
+        secrets,
         "certpair-webhook-tls",
         "foreign certificate replaced",
         Duration::from_secs(30),
@@ -274,7 +369,7 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         .expect("delete CA");
     let old_ca = ca_before.clone();
     wait_for(
-        &configs,
+        configs,
         CONFIG,
         "new CA injected",
         Duration::from_secs(30),
@@ -317,7 +412,11 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
         },
     )
     .await;
+}
 
+/// Bad input straight to the TLS listener.
+async fn bad_bodies(s: &Setup) {
+    let port = s.port;
     // Bad input straight to the TLS listener: a clear 4xx with a JSON Status each, and the
     // replica keeps serving (the reviews below still work).
     for (label, request, status) in [
@@ -356,7 +455,16 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
             "{label}: {body}"
         );
     }
+}
 
+/// SIGTERM: the drain window, an in-flight review answered, exit 0.
+async fn graceful_shutdown(s: Setup) {
+    let Setup {
+        port,
+        good,
+        controller,
+        ..
+    } = s;
     // Graceful shutdown, on two kept-alive connections like the apiserver's. SIGTERM opens the
     // drain window: answers close their connection (A). A review started in the window and
     // still in flight when the listener closes (B, half sent) is answered, while new

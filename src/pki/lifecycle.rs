@@ -34,6 +34,18 @@ pub enum Repair {
 }
 
 impl Repair {
+    pub const ALL: [Repair; 9] = [
+        Self::CaMissing,
+        Self::CaUnusable,
+        Self::CaExpiring,
+        Self::ServingMissing,
+        Self::ServingUnusable,
+        Self::ServingForeignCa,
+        Self::ServingWrongNames,
+        Self::ServingExpiring,
+        Self::BundleInjected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CaMissing => "ca_missing",
@@ -139,7 +151,7 @@ mod tests {
     use std::{net::IpAddr, time::Duration};
 
     use super::*;
-    use crate::pki::testing::p256;
+    use crate::pki::testing::serving_identity;
 
     const NOW: i64 = 1_900_000_000;
     const DAY: u64 = 86_400;
@@ -149,15 +161,7 @@ mod tests {
     }
 
     fn serving(ca: &Authority, dns: &[String], ips: &[IpAddr], secs: u64) -> ServingIdentity {
-        let key = p256();
-        let issued = ca
-            .issue_server("x", dns, ips, &key, Duration::from_secs(secs), NOW)
-            .expect("issued");
-        ServingIdentity::from_pem(
-            &issued.chain_pem,
-            &key.private_key_to_pem_pkcs8().expect("pem"),
-        )
-        .expect("identity")
+        serving_identity(ca, dns, ips, secs, NOW)
     }
 
     /// Every repair cause, and the quiet case, from one table.
@@ -290,18 +294,7 @@ mod tests {
 
     #[test]
     fn repair_labels_are_distinct() {
-        use Repair::*;
-        let all = [
-            CaMissing,
-            CaUnusable,
-            CaExpiring,
-            ServingMissing,
-            ServingUnusable,
-            ServingForeignCa,
-            ServingWrongNames,
-            ServingExpiring,
-            BundleInjected,
-        ];
+        let all = Repair::ALL;
         let mut labels: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
         labels.sort_unstable();
         labels.dedup();

@@ -8,6 +8,7 @@ use openssl::{
 };
 
 pub use super::csr_builder::RequestBuilder as Req;
+use super::{authority::Authority, identity::ServingIdentity};
 
 pub fn rsa(bits: u32) -> PKey<Private> {
     PKey::from_rsa(Rsa::generate(bits).expect("rsa")).expect("pkey")
@@ -52,4 +53,30 @@ pub fn pem_of(der: &[u8]) -> Vec<u8> {
     }
     out.push_str("-----END CERTIFICATE REQUEST-----\n");
     out.into_bytes()
+}
+
+/// A serving identity from `ca` for these names, valid `seconds` from `now`.
+pub fn serving_identity(
+    ca: &Authority,
+    dns: &[String],
+    ips: &[std::net::IpAddr],
+    seconds: u64,
+    now: i64,
+) -> ServingIdentity {
+    let key = p256();
+    let issued = ca
+        .issue_server(
+            "x",
+            dns,
+            ips,
+            &key,
+            std::time::Duration::from_secs(seconds),
+            now,
+        )
+        .expect("issued");
+    ServingIdentity::from_pem(
+        &issued.chain_pem,
+        &key.private_key_to_pem_pkcs8().expect("pem"),
+    )
+    .expect("identity")
 }

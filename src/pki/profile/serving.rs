@@ -115,20 +115,12 @@ pub fn names_match(leaf: &X509Ref, dns_names: &[String], ips: &[IpAddr]) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{authority::Authority, testing::p256};
+    use crate::pki::{authority::Authority, testing::serving_identity};
 
     const NOW: i64 = 1_900_000_000;
 
     fn identity(ca: &Authority, dns: &[String], ips: &[IpAddr], secs: u64) -> ServingIdentity {
-        let key = p256();
-        let issued = ca
-            .issue_server("x", dns, ips, &key, Duration::from_secs(secs), NOW)
-            .expect("issued");
-        ServingIdentity::from_pem(
-            &issued.chain_pem,
-            &key.private_key_to_pem_pkcs8().expect("pem"),
-        )
-        .expect("identity")
+        serving_identity(ca, dns, ips, secs, NOW)
     }
 
     #[test]
