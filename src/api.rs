@@ -31,6 +31,11 @@ pub const SIGNING_CA_SECRET: &str = "certpair-signing-ca";
 /// The published trust bundle of the signing CA, key [`CA_BUNDLE_KEY`].
 pub const CA_BUNDLE_CONFIGMAP: &str = "certpair-ca-bundle";
 pub const CA_BUNDLE_KEY: &str = "ca.crt";
+/// Keys of a `kubernetes.io/tls` Secret, and of a CA Secret certpair keeps for itself.
+pub const TLS_CERT_KEY: &str = "tls.crt";
+pub const TLS_KEY_KEY: &str = "tls.key";
+pub const CA_CERT_KEY: &str = "ca.crt";
+pub const CA_KEY_KEY: &str = "ca.key";
 /// The webhook's own CA (`ca.crt`, `ca.key`) and serving certificate (`tls.crt`, `tls.key`).
 pub const WEBHOOK_CA_SECRET: &str = "certpair-webhook-ca";
 pub const WEBHOOK_TLS_SECRET: &str = "certpair-webhook-tls";

@@ -72,9 +72,17 @@ mod tests {
     /// tree (`use crate::{api::X, pki}` names `api` and `pki`) and of each inline path
     /// (`kube::Api`, `crate::cli::Args`).
     fn roots(code: &str) -> Vec<String> {
+        // A comment starts at `//` at the start of a line or after a space (not in "http://").
         let code: Vec<u8> = code
             .lines()
-            .map(|l| l.split("//").next().unwrap_or(""))
+            .map(|l| {
+                let trimmed = l.trim_start();
+                if trimmed.starts_with("//") {
+                    ""
+                } else {
+                    l.split(" //").next().unwrap_or("")
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n")
             .into_bytes();
@@ -93,8 +101,12 @@ mod tests {
         };
         let mut out = Vec::new();
         for i in 0..code.len() {
+            // A path's first segment: not preceded by an identifier, nor by `x::` (a later
+            // segment); a leading `::` (`::kube::Api`) still starts a path.
+            let later_segment =
+                i >= 3 && code[i - 1] == b':' && code[i - 2] == b':' && ident(code[i - 3]);
             let starts = (code[i].is_ascii_alphabetic() || code[i] == b'_')
-                && (i == 0 || !(ident(code[i - 1]) || code[i - 1] == b':'));
+                && (i == 0 || !(ident(code[i - 1]) || later_segment));
             if !starts {
                 continue;
             }
@@ -103,10 +115,14 @@ mod tests {
             if !code[after..].starts_with(b"::") {
                 continue;
             }
-            let rest = after + 2;
+            let mut rest = after + 2;
             if w != "crate" && w != "super" {
                 out.push(w);
                 continue;
+            }
+            // `super::super::api` names `api`.
+            while code[rest..].starts_with(b"super::") {
+                rest += "super::".len();
             }
             if code.get(rest) != Some(&b'{') {
                 out.push(word(rest));
@@ -159,9 +175,21 @@ mod tests {
     fn the_leak_check_sees_every_form_of_import() {
         let code = "use kube::Api;\nuse crate::{\n    api::X,\n    pki::{a, b},\n};\n\
                     fn f() { crate::cli::Cli::parse(); let _ = k8s_openapi::ByteString(vec![]); }\n\
-                    #[derive(clap::ValueEnum)] enum E {}\n// kube::Client in a comment\n";
+                    #[derive(clap::ValueEnum)] enum E {}\n// kube::Client in a comment\n\
+                    use ::actix_web::web; use super::super::controller::X;\n\
+                    const U: &str = \"http://x\"; use tls::Y;\n";
         let roots = roots(code);
-        for want in ["kube", "api", "pki", "cli", "k8s_openapi", "clap"] {
+        for want in [
+            "kube",
+            "api",
+            "pki",
+            "cli",
+            "k8s_openapi",
+            "clap",
+            "actix_web",
+            "controller",
+            "tls",
+        ] {
             assert!(roots.iter().any(|r| r == want), "{want} in {roots:?}");
         }
         assert_eq!(

@@ -19,6 +19,7 @@ use openssl::{nid::Nid, x509::X509};
 use tracing::{info, warn};
 
 use crate::{
+    api::{CA_CERT_KEY, CA_KEY_KEY, TLS_CERT_KEY, TLS_KEY_KEY},
     k8s::{
         events::{Kind, Publisher},
         post_params, put_secret, secret_value, watch_named,
@@ -27,7 +28,7 @@ use crate::{
         authority::{Authority, AuthorityError, unix},
         generate_p256,
         identity::ServingIdentity,
-        lifecycle::{Found, Repair, plan_serving},
+        lifecycle::{Found, Repair, plan_ca, plan_serving},
         now_unix,
         profile::serving::ServingSpec,
         signed_by,
@@ -42,6 +43,14 @@ use crate::{
 pub enum TrustTarget {
     /// `caBundle` of every webhook in this ValidatingWebhookConfiguration.
     WebhookConfiguration { name: String },
+}
+
+impl TrustTarget {
+    /// The object that carries the bundle: its API and name.
+    fn config(&self, client: &Client) -> (Api<ValidatingWebhookConfiguration>, &str) {
+        let Self::WebhookConfiguration { name } = self;
+        (Api::all(client.clone()), name)
+    }
 }
 
 /// One managed CA + serving certificate pair.
@@ -65,6 +74,15 @@ pub struct ManagedTls {
 }
 
 impl ManagedTls {
+    /// The serving certificate's CN: its first DNS name, or a fixed one for an IP-only
+    /// certificate.
+    fn common_name(&self) -> &str {
+        self.dns_names
+            .first()
+            .map(String::as_str)
+            .unwrap_or("certpair-webhook")
+    }
+
     fn spec(&self) -> ServingSpec<'_> {
         ServingSpec {
             dns_names: &self.dns_names,
@@ -94,53 +112,57 @@ pub struct Pass {
 
 /// Leader: brings the CA Secret, the serving Secret and the injected bundle to a good state,
 /// changing only what is wrong. A drifted bundle is re-injected without touching any key.
+/// Order: the CA, then the bundle, then the serving certificate (read only now, so a failure
+/// to read it never holds up the CA or the bundle), so clients already trust whatever the
+/// replicas load next.
 pub async fn reconcile(client: &Client, m: &ManagedTls) -> Result<Pass, Error> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
     let now = now_unix();
+    let mut repairs = Vec::new();
 
-    // Observe.
+    // 1. The CA: observe, plan, apply.
     let existing_ca = secrets.get_opt(m.ca_secret).await?;
-    let ca = existing_ca
-        .as_ref()
-        .map(|s| pair(s, "ca.crt", "ca.key", |c, k| Authority::from_pem(c, k).ok()));
-    let existing_tls = secrets.get_opt(m.tls_secret).await?;
-    let serving = existing_tls.as_ref().map(|s| {
-        pair(s, "tls.crt", "tls.key", |c, k| {
-            ServingIdentity::from_pem(c, k).ok()
+    let loaded = existing_ca.as_ref().map(|s| {
+        pair(s, CA_CERT_KEY, CA_KEY_KEY, |c, k| {
+            Authority::from_pem(c, k).ok()
         })
     });
-
-    // Plan.
-    let plan = plan_serving(found(&ca), found(&serving), &m.spec(), now);
-
-    // Apply: CA, then bundle, then serving certificate, so the clients already trust whatever
-    // the replicas load next.
-    let mut repairs = Vec::new();
-    let ca = match (plan.new_ca, ca) {
+    let ca = match (plan_ca(found(&loaded), m.look_ahead, now), loaded) {
         (None, Some(Some(ca))) => ca,
         (cause, _) => {
             repairs.extend(cause);
             let ca = Authority::generate(m.ca_name, m.ca_validity, now)?;
             let data = BTreeMap::from([
-                ("ca.crt".to_string(), ByteString(ca.chain_pem()?)),
-                ("ca.key".to_string(), ByteString(ca.key_pem()?)),
+                (CA_CERT_KEY.to_string(), ByteString(ca.chain_pem()?)),
+                (CA_KEY_KEY.to_string(), ByteString(ca.key_pem()?)),
             ]);
             put_secret(&secrets, m.ca_secret, existing_ca, None, data).await?;
             ca
         }
     };
+
+    // 2. The bundle.
     if inject(client, m, ca.certificate(), now).await? {
         repairs.push(Repair::BundleInjected);
     }
-    let mut serving_not_after = serving
-        .flatten()
-        .and_then(|identity| unix(identity.leaf().not_after()).ok());
-    if let Some(cause) = plan.new_serving {
+
+    // 3. The serving certificate, against the CA in force.
+    let existing_tls = secrets.get_opt(m.tls_secret).await?;
+    let serving = existing_tls.as_ref().map(|s| {
+        pair(s, TLS_CERT_KEY, TLS_KEY_KEY, |c, k| {
+            ServingIdentity::from_pem(c, k).ok()
+        })
+    });
+    let mut serving_not_after = existing_tls
+        .as_ref()
+        .and_then(|secret| secret_value(secret, TLS_CERT_KEY))
+        .and_then(|crt| X509::from_pem(crt).ok())
+        .and_then(|leaf| unix(leaf.not_after()).ok());
+    if let Some(cause) = plan_serving(found(&serving), &ca, &m.spec(), now) {
         repairs.push(cause);
         let key = generate_p256()?;
-        let spec = m.spec();
         let issued = ca.issue_server(
-            spec.common_name(),
+            m.common_name(),
             &m.dns_names,
             &m.ips,
             &key,
@@ -149,9 +171,9 @@ pub async fn reconcile(client: &Client, m: &ManagedTls) -> Result<Pass, Error> {
         )?;
         serving_not_after = Some(issued.not_after);
         let data = BTreeMap::from([
-            ("tls.crt".to_string(), ByteString(issued.chain_pem)),
+            (TLS_CERT_KEY.to_string(), ByteString(issued.chain_pem)),
             (
-                "tls.key".to_string(),
+                TLS_KEY_KEY.to_string(),
                 ByteString(key.private_key_to_pem_pkcs8()?),
             ),
         ]);
@@ -218,8 +240,7 @@ fn desired_bundle(
 /// Brings the trust target's bundle to [`desired_bundle`]; returns whether anything changed.
 /// A missing target is not an error: there is nothing to inject into yet.
 async fn inject(client: &Client, m: &ManagedTls, ca: &X509, now: i64) -> Result<bool, Error> {
-    let TrustTarget::WebhookConfiguration { name } = &m.trust;
-    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let (configs, name) = m.trust.config(client);
     let Some(mut config) = configs.get_opt(name).await? else {
         warn!(config = %name, "ValidatingWebhookConfiguration not found; nothing to inject into");
         return Ok(false);
@@ -253,8 +274,7 @@ pub async fn run_leader(
     events: Publisher,
 ) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
-    let TrustTarget::WebhookConfiguration { name: config_name } = &m.trust;
-    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let (configs, config_name) = m.trust.config(&client);
     let ticks = futures::stream::unfold(tokio::time::interval(interval), |mut i| async move {
         i.tick().await;
         Some(((), i))
@@ -296,8 +316,7 @@ pub async fn run_leader(
 
 /// An Event on the trust target naming what was repaired.
 async fn report(client: &Client, events: &Publisher, trust: &TrustTarget, repairs: &[Repair]) {
-    let TrustTarget::WebhookConfiguration { name } = trust;
-    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let (configs, name) = trust.config(client);
     let Ok(Some(config)) = configs.get_opt(name).await else {
         return;
     };
@@ -339,8 +358,7 @@ pub async fn load_serving_secret(
         Config(Result<ValidatingWebhookConfiguration, watcher::Error>),
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
-    let TrustTarget::WebhookConfiguration { name: config_name } = &m.trust;
-    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client);
+    let (configs, config_name) = m.trust.config(&client);
     let serving = watch_named(secrets, m.tls_secret)
         .applied_objects()
         .map(Change::Serving);
@@ -352,8 +370,8 @@ pub async fn load_serving_secret(
     while let Some(change) = changes.next().await {
         match change {
             Change::Serving(Ok(secret)) => match (
-                secret_value(&secret, "tls.crt"),
-                secret_value(&secret, "tls.key"),
+                secret_value(&secret, TLS_CERT_KEY),
+                secret_value(&secret, TLS_KEY_KEY),
             ) {
                 (Some(crt), Some(key)) => match ServingIdentity::from_pem(crt, key) {
                     Ok(identity) => {

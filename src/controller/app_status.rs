@@ -7,13 +7,13 @@ use std::{collections::HashMap, time::Duration};
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     Api, Client,
-    api::{Patch, PatchParams},
+    api::Patch,
     runtime::reflector::{ObjectRef, Store},
 };
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::api::{Application, FIELD_MANAGER};
+use crate::{api::Application, k8s::apply_params};
 
 /// One certificate issued for an Application.
 #[derive(Debug, Clone)]
@@ -88,11 +88,7 @@ async fn flush(
         }
         let patch = serde_json::json!({ "status": status });
         match api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Merge(&patch),
-            )
+            .patch_status(&name, &apply_params(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => {

@@ -263,10 +263,12 @@ async fn reconcile_once(
         Err(denial) if approved => return fail(&ctx, csr, denial).await,
         Err(denial) => return deny(&ctx, csr, denial).await,
     };
-    let application: Option<ApplicationRules> = ctx
-        .apps
-        .get(&ObjectRef::new(req.cn))
-        .map(|a| (&a.spec).into());
+    let lookup = || -> Option<ApplicationRules> {
+        ctx.apps
+            .get(&ObjectRef::new(req.cn))
+            .map(|a| (&a.spec).into())
+    };
+    let mut application = lookup();
 
     if !approved {
         let authorized = match application {
@@ -285,6 +287,9 @@ async fn reconcile_once(
                 ctx.metrics.decision("approved", "AutoApproved");
                 info!(%message, "approved");
                 report(&ctx, &csr, Kind::Normal, "Approved", "Approve", &message).await;
+                // Sign by the Application as it is now: it may have been disabled or changed
+                // while the approval was being written.
+                application = lookup();
             }
             Decision::Deny(denial) => return deny(&ctx, csr, denial).await,
             Decision::Pending { message } => {

@@ -10,17 +10,13 @@ use k8s_openapi::{
     ByteString,
     api::core::v1::{ConfigMap, Secret},
 };
-use kube::{
-    Api, Client,
-    api::{Patch, PatchParams},
-    runtime::watcher,
-};
+use kube::{Api, Client, api::Patch, runtime::watcher};
 use openssl::x509::X509;
 use tracing::{error, info, warn};
 
 use crate::{
-    api::{CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, FIELD_MANAGER, SIGNING_CA_SECRET},
-    k8s::{owned_meta, post_params, watch_named},
+    api::{CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, SIGNING_CA_SECRET, TLS_CERT_KEY, TLS_KEY_KEY},
+    k8s::{apply_params, owned_meta, post_params, watch_named},
     pki::{
         authority::{Authority, AuthorityError},
         lifecycle::{BundleSeen, MissingCaPlan, plan_missing_signing_ca},
@@ -122,8 +118,8 @@ async fn ensure(client: &Client, settings: &Settings) {
         metadata: owned_meta(SIGNING_CA_SECRET),
         type_: Some("kubernetes.io/tls".into()),
         data: Some(BTreeMap::from([
-            ("tls.crt".into(), ByteString(crt)),
-            ("tls.key".into(), ByteString(key)),
+            (TLS_CERT_KEY.into(), ByteString(crt)),
+            (TLS_KEY_KEY.into(), ByteString(key)),
         ])),
         ..Default::default()
     };
@@ -149,7 +145,7 @@ async fn load(
     metrics: &Metrics,
 ) {
     let data = secret.data.clone().unwrap_or_default();
-    let (Some(crt), Some(key)) = (data.get("tls.crt"), data.get("tls.key")) else {
+    let (Some(crt), Some(key)) = (data.get(TLS_CERT_KEY), data.get(TLS_KEY_KEY)) else {
         // Never overwrite a Secret someone else made: they may be mid-way through filling it.
         return error!(
             secret = SIGNING_CA_SECRET,
@@ -211,7 +207,7 @@ async fn publish_bundle(
     value["kind"] = "ConfigMap".into();
     api.patch(
         CA_BUNDLE_CONFIGMAP,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &apply_params().force(),
         &Patch::Apply(value),
     )
     .await?;

@@ -96,7 +96,7 @@ impl Publisher {
         note: &str,
     ) {
         if let Err(e) = self.publish(regarding, kind, reason, action, note).await {
-            warn!(error = %e, reason, "publishing an Event failed");
+            warn!(error = %e, "publishing an Event failed");
         }
     }
 }

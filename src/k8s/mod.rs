@@ -9,7 +9,7 @@ use futures::Stream;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, Resource,
-    api::{ObjectMeta, PostParams},
+    api::{ObjectMeta, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
 use serde::de::DeserializeOwned;
@@ -22,6 +22,11 @@ pub fn post_params() -> PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     }
+}
+
+/// Parameters for a server-side apply by certpair (its one field manager).
+pub fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER)
 }
 
 /// Metadata for an object certpair creates, labelled as certpair's.

@@ -2,6 +2,8 @@
 //! found (already read and parsed by the caller), what must be replaced and why. The I/O
 //! shells (`managed_tls`, `controller::signing_ca`) observe, call these, and apply.
 
+use std::time::Duration;
+
 use super::{
     authority::Authority,
     identity::ServingIdentity,
@@ -65,50 +67,37 @@ impl Repair {
     }
 }
 
-/// What to replace of a managed CA + serving certificate pair. Applied in this order: a new
-/// CA, then the trust bundle (always re-checked), then a new serving certificate, so clients
-/// already trust whatever the listeners load next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServingPlan {
-    pub new_ca: Option<Repair>,
-    pub new_serving: Option<Repair>,
-}
-
-/// The plan for a managed CA and the serving certificate it signs. A replaced CA always means
-/// a new serving certificate: the old one cannot be signed by a key that did not exist.
-pub fn plan_serving(
-    ca: Found<&Authority>,
-    serving: Found<&ServingIdentity>,
-    spec: &ServingSpec<'_>,
-    now: i64,
-) -> ServingPlan {
-    let kept_ca = match ca {
-        Found::Usable(ca) if !expires_within(ca.window().not_after, spec.look_ahead, now) => {
-            Some(ca)
-        }
-        _ => None,
-    };
-    let new_ca = match ca {
+/// Whether a managed CA must be replaced, and why: missing, unusable, or expiring within the
+/// look-ahead. The caller replaces it, injects the bundle, and then plans the serving
+/// certificate against the CA now in force ([`plan_serving`]), so clients already trust
+/// whatever the listeners load next.
+pub fn plan_ca(ca: Found<&Authority>, look_ahead: Duration, now: i64) -> Option<Repair> {
+    match ca {
         Found::Missing => Some(Repair::CaMissing),
         Found::Unusable => Some(Repair::CaUnusable),
-        Found::Usable(_) if kept_ca.is_none() => Some(Repair::CaExpiring),
-        Found::Usable(_) => None,
-    };
-    let new_serving = match (serving, kept_ca) {
-        (Found::Missing, _) => Some(Repair::ServingMissing),
-        (Found::Unusable, _) => Some(Repair::ServingUnusable),
-        (Found::Usable(_), None) => Some(Repair::ServingForeignCa),
-        (Found::Usable(identity), Some(ca)) => {
-            misfit(identity, ca.certificate(), spec, now).map(|m| match m {
-                Misfit::ForeignCa => Repair::ServingForeignCa,
-                Misfit::WrongNames => Repair::ServingWrongNames,
-                Misfit::Expiring => Repair::ServingExpiring,
-            })
+        Found::Usable(ca) if expires_within(ca.window().not_after, look_ahead, now) => {
+            Some(Repair::CaExpiring)
         }
-    };
-    ServingPlan {
-        new_ca,
-        new_serving,
+        Found::Usable(_) => None,
+    }
+}
+
+/// Whether the serving certificate must be replaced, and why, given the CA in force. (After a
+/// CA was replaced, any certificate found is from another CA: a new key signed nothing yet.)
+pub fn plan_serving(
+    serving: Found<&ServingIdentity>,
+    ca: &Authority,
+    spec: &ServingSpec<'_>,
+    now: i64,
+) -> Option<Repair> {
+    match serving {
+        Found::Missing => Some(Repair::ServingMissing),
+        Found::Unusable => Some(Repair::ServingUnusable),
+        Found::Usable(identity) => misfit(identity, ca.certificate(), spec, now).map(|m| match m {
+            Misfit::ForeignCa => Repair::ServingForeignCa,
+            Misfit::WrongNames => Repair::ServingWrongNames,
+            Misfit::Expiring => Repair::ServingExpiring,
+        }),
     }
 }
 
@@ -164,6 +153,23 @@ mod tests {
         serving_identity(ca, dns, ips, secs, NOW)
     }
 
+    /// Both plans as `managed_tls` runs them: the CA first, then the serving certificate
+    /// against the CA in force (a new one when the CA was replaced).
+    fn plan(
+        ca: Found<&Authority>,
+        serving: Found<&ServingIdentity>,
+        spec: &ServingSpec<'_>,
+    ) -> (Option<Repair>, Option<Repair>) {
+        let new_ca = plan_ca(ca, spec.look_ahead, NOW);
+        let replacement =
+            Authority::generate("new", Duration::from_secs(30 * DAY), NOW).expect("CA");
+        let in_force = match (new_ca, ca) {
+            (None, Found::Usable(ca)) => ca,
+            _ => &replacement,
+        };
+        (new_ca, plan_serving(serving, in_force, spec, NOW))
+    }
+
     /// Every repair cause, and the quiet case, from one table.
     #[test]
     fn serving_plan_covers_every_cause() {
@@ -185,88 +191,72 @@ mod tests {
         let short = serving(&current, &dns, &ips, DAY / 2);
         let from_expiring = serving(&expiring, &dns, &ips, DAY / 4);
 
-        let cases: Vec<(
-            &str,
-            Found<&Authority>,
-            Found<&ServingIdentity>,
-            ServingPlan,
-        )> = vec![
-            (
-                "all good",
-                Usable(&current),
-                Usable(&good),
-                plan(None, None),
-            ),
+        type Want = (Option<Repair>, Option<Repair>);
+        let cases: Vec<(&str, Found<&Authority>, Found<&ServingIdentity>, Want)> = vec![
+            ("all good", Usable(&current), Usable(&good), (None, None)),
             (
                 "from nothing",
                 Missing,
                 Missing,
-                plan(Some(CaMissing), Some(ServingMissing)),
+                (Some(CaMissing), Some(ServingMissing)),
             ),
             (
                 "CA deleted, serving kept",
                 Missing,
                 Usable(&good),
-                plan(Some(CaMissing), Some(ServingForeignCa)),
+                (Some(CaMissing), Some(ServingForeignCa)),
             ),
             (
                 "CA unusable",
                 Unusable,
                 Usable(&good),
-                plan(Some(CaUnusable), Some(ServingForeignCa)),
+                (Some(CaUnusable), Some(ServingForeignCa)),
             ),
             (
                 "CA expiring",
                 Usable(&expiring),
                 Usable(&from_expiring),
-                plan(Some(CaExpiring), Some(ServingForeignCa)),
+                (Some(CaExpiring), Some(ServingForeignCa)),
             ),
             (
                 "CA unusable, serving missing",
                 Unusable,
                 Missing,
-                plan(Some(CaUnusable), Some(ServingMissing)),
+                (Some(CaUnusable), Some(ServingMissing)),
             ),
             (
                 "serving deleted",
                 Usable(&current),
                 Missing,
-                plan(None, Some(ServingMissing)),
+                (None, Some(ServingMissing)),
             ),
             (
                 "serving unusable",
                 Usable(&current),
                 Unusable,
-                plan(None, Some(ServingUnusable)),
+                (None, Some(ServingUnusable)),
             ),
             (
                 "serving from a foreign CA",
                 Usable(&current),
                 Usable(&from_foreign),
-                plan(None, Some(ServingForeignCa)),
+                (None, Some(ServingForeignCa)),
             ),
             (
                 "serving with other names",
                 Usable(&current),
                 Usable(&other_names),
-                plan(None, Some(ServingWrongNames)),
+                (None, Some(ServingWrongNames)),
             ),
             (
                 "serving expiring",
                 Usable(&current),
                 Usable(&short),
-                plan(None, Some(ServingExpiring)),
+                (None, Some(ServingExpiring)),
             ),
         ];
         for (name, ca, serving, want) in cases {
-            assert_eq!(plan_serving(ca, serving, &spec, NOW), want, "{name}");
-        }
-    }
-
-    fn plan(new_ca: Option<Repair>, new_serving: Option<Repair>) -> ServingPlan {
-        ServingPlan {
-            new_ca,
-            new_serving,
+            assert_eq!(plan(ca, serving, &spec), want, "{name}");
         }
     }
 

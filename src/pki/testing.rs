@@ -20,7 +20,7 @@ pub fn ec(nid: Nid) -> PKey<Private> {
 }
 
 pub fn p256() -> PKey<Private> {
-    ec(Nid::X9_62_PRIME256V1)
+    super::generate_p256().expect("P-256 key")
 }
 
 /// The same request with one byte of its CN changed after signing: well-formed, but the

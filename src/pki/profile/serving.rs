@@ -23,16 +23,6 @@ pub struct ServingSpec<'a> {
     pub look_ahead: Duration,
 }
 
-impl ServingSpec<'_> {
-    /// The certificate's CN: its first DNS name, or a fixed one for an IP-only certificate.
-    pub fn common_name(&self) -> &str {
-        self.dns_names
-            .first()
-            .map(String::as_str)
-            .unwrap_or("certpair-webhook")
-    }
-}
-
 /// Why a serving certificate in hand no longer fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Misfit {
