@@ -4,6 +4,11 @@
 //! N CSRs (keys prepared beforehand) are created concurrently by a non-admin requester while a
 //! watch records when each certificate appears; then single CSRs one at a time on the idle
 //! cluster. The controller (release build) runs as its ServiceAccount.
+//!
+//! Last, the restart a hostile requester could make expensive: with the controller stopped,
+//! 1,000 CSRs of certpair's signer are created, each with a 200 KB annotation (anyone allowed
+//! to create CSRs can do this); then a controller starts among them, and its peak RSS until it
+//! has decided all of them is reported.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -199,5 +204,70 @@ async fn main() {
         "  controller RSS           now {:.1} MiB, peak {:.1} MiB (CSRs of its signer in the cluster: all of this run's and earlier ones)",
         rss as f64 / 1024.0,
         hwm.max(peak_hwm) as f64 / 1024.0
+    );
+
+    // The restart among annotated CSRs.
+    drop(controller);
+    let padded = 1000;
+    let padding = "x".repeat(200_000);
+    let batch = unique("pad");
+    eprintln!("creating {padded} CSRs with a 200 KB annotation each, controller stopped...");
+    let requests: Vec<CertificateSigningRequest> = (0..padded)
+        .map(|i| {
+            let mut csr = request(
+                &format!("{batch}-{i:05}"),
+                csr_pem(&ec_key(), &app, &["Acme"]),
+                &batch,
+            );
+            csr.metadata.annotations =
+                Some([("bench.certpair.dev/padding".to_string(), padding.clone())].into());
+            csr
+        })
+        .collect();
+    stream::iter(requests)
+        .map(|csr| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &csr)
+                    .await
+                    .expect("create");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let restarted = Instant::now();
+    let controller = cluster
+        .start_controller(&["--log-format", "json", "--log-filter", "warn"])
+        .await;
+    let admin: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
+    let selector = format!("certpair.dev/bench={batch}");
+    let decided = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let counter = decided.clone();
+    let watch = tokio::spawn(async move {
+        let mut events = watcher(admin, watcher::Config::default().labels(&selector))
+            .applied_objects()
+            .boxed();
+        while let Ok(Some(csr)) = events.try_next().await {
+            if let (Some(_), Ok(mut seen)) = (outcome(&csr), counter.lock()) {
+                seen.insert(csr.metadata.name.clone().unwrap_or_default());
+            }
+        }
+    });
+    let mut restart_hwm = 0;
+    while decided.lock().map(|d| d.len()).unwrap_or(0) < padded {
+        restart_hwm = restart_hwm.max(controller_rss_kib(controller.pid()).1);
+        assert!(
+            restarted.elapsed() < Duration::from_secs(300),
+            "the restarted controller did not decide the annotated CSRs in 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    watch.abort();
+    restart_hwm = restart_hwm.max(controller_rss_kib(controller.pid()).1);
+    println!(
+        "  restart among {padded} CSRs with 200 KB annotations: all decided in {:.1} s, controller peak RSS {:.1} MiB",
+        restarted.elapsed().as_secs_f64(),
+        restart_hwm as f64 / 1024.0
     );
 }

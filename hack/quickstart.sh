@@ -65,11 +65,24 @@ kubectl get applications.certpair.dev
 say "running certpair controller as its ServiceAccount (not as an admin)"
 stop_controller
 mkdir -p "$work"
+# A kubeconfig of its own that holds the cluster and the ServiceAccount token, and nothing of
+# the admin's (copying the admin kubeconfig would leave the admin's client key in a file the
+# controller reads).
 sa_kubeconfig="$work/controller.kubeconfig"
-cp "$KUBECONFIG" "$sa_kubeconfig"
+rm -f "$sa_kubeconfig"
+server=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
+kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' \
+  | base64 -d > "$work/cluster-ca.crt"
 token=$(kubectl create token certpair-controller -n certpair-system --duration 24h)
-kubectl --kubeconfig "$sa_kubeconfig" config set-credentials certpair-controller --token "$token" >/dev/null
-kubectl --kubeconfig "$sa_kubeconfig" config set-context --current --user certpair-controller >/dev/null
+(
+  umask 077
+  export KUBECONFIG="$sa_kubeconfig"
+  kubectl config set-cluster local --server "$server" \
+    --certificate-authority "$work/cluster-ca.crt" --embed-certs >/dev/null
+  kubectl config set-credentials certpair-controller --token "$token" >/dev/null
+  kubectl config set-context certpair --cluster local --user certpair-controller >/dev/null
+  kubectl config use-context certpair >/dev/null
+)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # The webhook listens where the local webhook configuration points; certpair makes its own CA
 # and serving certificate and injects the caBundle.

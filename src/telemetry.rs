@@ -73,6 +73,11 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 /// The controller's metrics. Labels are bounded sets, never object names.
 pub struct Metrics {
     pub registry: Registry,
@@ -83,6 +88,8 @@ pub struct Metrics {
     pub signing_seconds: Histogram,
     pub create_to_issued_seconds: Histogram,
     pub ca_not_after: Gauge,
+    /// 1 for the reason the signing CA Secret cannot be used, while that lasts.
+    pub signing_ca_problem: Family<ReasonLabels, Gauge>,
     pub leader: Gauge,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     /// The admission webhook's managed CA and serving certificate.
@@ -140,6 +147,12 @@ impl Metrics {
             "NotAfter of the signing CA certificate, Unix time",
             ca_not_after.clone(),
         );
+        let signing_ca_problem = Family::<ReasonLabels, Gauge>::default();
+        registry.register(
+            "signing_ca_problem",
+            "1 while the signing CA Secret cannot be used, by reason (the previous CA, if any, keeps signing)",
+            signing_ca_problem.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -183,6 +196,7 @@ impl Metrics {
             signing_seconds,
             create_to_issued_seconds,
             ca_not_after,
+            signing_ca_problem,
             leader,
             reconcile_errors,
         }

@@ -1,5 +1,6 @@
 //! A request approved by a person that certpair can never sign is marked Failed with reason
-//! SignerValidationFailure. Its own binary: the approval must happen before any controller
+//! SignerValidationFailure: an approval stands in for the requester's authorization, not for
+//! the certificate profile. Its own binary: the approval must happen before any controller
 //! runs, or the controller would deny the request first.
 
 mod support;
@@ -49,15 +50,81 @@ async fn approved_but_unsignable_requests_fail() {
         None,
         dir.path(),
     );
-    for csr in [&name, &for_retired] {
+    // Kubernetes' own names are never certified: O=system:masters for no Application.
+    let masters = unique("masters");
+    submit(
+        &who,
+        &masters,
+        &support::csr_pem(&support::ec_key(), "ghost", &["system:masters"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+    // No such Application: nothing to sign for, whoever approved.
+    let ghost = unique("ghost");
+    submit(
+        &who,
+        &ghost,
+        &support::csr_pem(&support::ec_key(), &unique("no-such-app"), &["Acme"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+    // An Application deleted between the approval and the signing.
+    let gone = unique("gone");
+    application(&cluster.client, &gone, None).await;
+    let for_gone = unique("for-gone");
+    submit(
+        &who,
+        &for_gone,
+        &support::csr_pem(&support::ec_key(), &gone, &["Acme"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+    // Positive control: approved by hand for an existing Application, though the requester
+    // may not `request` it (the approval stands in for that): issued.
+    let kept = unique("kept");
+    application(&cluster.client, &kept, None).await;
+    let for_kept = unique("for-kept");
+    submit(
+        &who,
+        &for_kept,
+        &support::csr_pem(&support::ec_key(), &kept, &["Acme"]),
+        DEFAULT_SIGNER_NAME,
+        None,
+        dir.path(),
+    );
+    for csr in [&name, &for_retired, &masters, &ghost, &for_gone, &for_kept] {
         let out = run(cluster.kubectl().args(["certificate", "approve", csr]));
         assert!(out.status.success(), "{}", stderr(&out));
     }
+    let out = run(cluster
+        .kubectl()
+        .args(["delete", "applications.certpair.dev", &gone]));
+    assert!(out.status.success(), "{}", stderr(&out));
 
     let controller = cluster.start_controller(&[]).await;
+    assert!(
+        matches!(
+            wait_outcome(&cluster.client, &for_kept).await,
+            Outcome::Issued(_)
+        ),
+        "{}",
+        controller.logs()
+    );
     for (csr, needles) in [
         (&for_retired, ["ApplicationDisabled", "disabled"]),
         (&name, ["KeyTooWeak", "1024"]),
+        (&masters, ["SubjectMismatch", "system:masters"]),
+        (
+            &ghost,
+            ["UnknownApplication", "names no registered Application"],
+        ),
+        (
+            &for_gone,
+            ["UnknownApplication", "names no registered Application"],
+        ),
     ] {
         match wait_outcome(&cluster.client, csr).await {
             Outcome::Failed { reason, message } => {

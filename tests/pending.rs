@@ -1,5 +1,6 @@
-//! `--unmatched=pending`, manual approval with kubectl, re-evaluation when an Application
-//! appears, and bring-your-own signing CA. Its own binary: it runs its own controller with
+//! `--unmatched=pending`, manual approval with kubectl (which cannot make certpair sign for an
+//! Application that does not exist), re-evaluation when an Application appears, and
+//! bring-your-own signing CA. Its own binary: it runs its own controller with
 //! flags that differ from the signing tests', and it replaces the signing CA.
 
 mod support;
@@ -56,17 +57,17 @@ async fn unmatched_requests_wait_for_a_person_or_an_application() {
         "must stay pending"
     );
 
-    // A person approves one by hand: certpair signs it (the Application still does not exist).
+    // A person approves one by hand while its Application still does not exist: an approval
+    // does not widen the profile, so certpair refuses to sign it (Failed, with the reason).
     let out = run(cluster.kubectl().args(["certificate", "approve", &manual]));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        matches!(
-            wait_outcome(&cluster.client, &manual).await,
-            Outcome::Issued(_)
-        ),
-        "{}",
-        controller.logs()
-    );
+    match wait_outcome(&cluster.client, &manual).await {
+        Outcome::Failed { reason, message } => {
+            assert_eq!(reason, "SignerValidationFailure", "{message}");
+            assert!(message.starts_with("UnknownApplication:"), "{message}");
+        }
+        other => panic!("expected Failed, got {other:?}\n{}", controller.logs()),
+    }
 
     // The Application for the other appears: the pending request is re-evaluated and issued.
     application(&cluster.client, &later_app, None).await;
@@ -132,31 +133,89 @@ async fn a_replaced_signing_ca_is_used_without_restart() {
         "basicConstraints=critical,CA:TRUE",
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
+        // RFC 5280 lets a root omit its Subject Key Identifier; certpair then derives the
+        // leaves' Authority Key Identifier from the CA's key, and `openssl verify` below
+        // checks the result.
+        "-addext",
+        "subjectKeyIdentifier=none",
         "-out",
         "byo.crt",
     ]);
-    let secret = run(cluster.kubectl().current_dir(d).args([
-        "create",
-        "secret",
-        "tls",
-        "certpair-signing-ca",
-        "-n",
-        "certpair-system",
-        "--cert",
-        "byo.crt",
-        "--key",
-        "byo.key",
-        "--dry-run=client",
-        "-o",
-        "yaml",
-    ]));
-    assert!(secret.status.success(), "{}", stderr(&secret));
-    std::fs::write(d.join("secret.yaml"), &secret.stdout).expect("write");
-    let out = run(cluster
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f"])
-        .arg(d.join("secret.yaml")));
-    assert!(out.status.success(), "{}", stderr(&out));
+
+    // First a Secret that cannot work (the CA certificate with another key): the CA in use
+    // keeps signing, and the operator is told — a Warning Event on the Secret and a metric.
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "other.key",
+    ]);
+    let apply_secret = |key: &str| {
+        // `generic` with the TLS type: `kubectl create secret tls` would refuse the mismatch.
+        let secret = run(cluster.kubectl().current_dir(d).args([
+            "create",
+            "secret",
+            "generic",
+            "certpair-signing-ca",
+            "-n",
+            "certpair-system",
+            "--type",
+            "kubernetes.io/tls",
+            "--from-file",
+            "tls.crt=byo.crt",
+            "--from-file",
+            &format!("tls.key={key}"),
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ]));
+        assert!(secret.status.success(), "{}", stderr(&secret));
+        std::fs::write(d.join("secret.yaml"), &secret.stdout).expect("write");
+        let out = run(cluster
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts", "-f"])
+            .arg(d.join("secret.yaml")));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    apply_secret("other.key");
+    controller
+        .wait_metric(r#"certpair_signing_ca_problem{reason="key_mismatch"} 1"#)
+        .await;
+    support::poll(
+        "a Warning Event on the signing CA Secret",
+        Duration::from_secs(15),
+        || {
+            let out = run(cluster.kubectl().args([
+                "get",
+                "events.events.k8s.io",
+                "-n",
+                "certpair-system",
+                "--field-selector",
+                "regarding.name=certpair-signing-ca",
+                "-o",
+                "jsonpath={.items[*].note}",
+            ]));
+            let notes = String::from_utf8_lossy(&out.stdout).to_string();
+            (notes.contains("key_mismatch") && notes.contains("still signing with the previous CA"))
+                .then_some(())
+        },
+    )
+    .await;
+    let during = request_certificate(&who, "during-bad-ca", &app, d);
+    let Outcome::Issued(chain) = wait_outcome(&cluster.client, &during).await else {
+        panic!("not issued with the previous CA:\n{}", controller.logs());
+    };
+    let during = openssl::x509::X509::stack_from_pem(&chain).expect("chain")[0].clone();
+    assert_eq!(
+        during.issuer_name().to_der().expect("der"),
+        before.issuer_name().to_der().expect("der"),
+        "the previous CA keeps signing"
+    );
+    // Then the real one.
+    apply_secret("byo.key");
 
     // The bundle is republished with the new CA first, keeping the one it replaced: what that
     // CA issued still verifies against the bundle...
@@ -209,4 +268,7 @@ async fn a_replaced_signing_ca_is_used_without_restart() {
         Some(cn),
         "issued by the replaced CA"
     );
+    controller
+        .wait_metric(r#"certpair_signing_ca_problem{reason="key_mismatch"} 0"#)
+        .await;
 }

@@ -204,7 +204,8 @@ async fn refusals_and_warnings(s: &Setup) {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("Warning:") && stderr(&out).contains("no Application"),
+        stderr(&out).contains("Warning:")
+            && stderr(&out).contains("only if an enabled Application"),
         "{}",
         stderr(&out)
     );

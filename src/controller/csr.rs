@@ -16,7 +16,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::PostParams,
+    api::{Patch, PatchParams, PostParams},
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -29,11 +29,8 @@ use tracing::{debug, info, instrument, warn};
 
 use super::{app_status::IssuedNote, signing_ca::SigningCa};
 use crate::{
-    api::Application,
-    k8s::{
-        events::{Kind, Publisher},
-        post_params,
-    },
+    api::{Application, FIELD_MANAGER},
+    k8s::events::{Kind, Publisher},
     pki::{authority::LeafRequest, csr::parse_pem, now_unix},
     policy::{
         self, ApplicationRules, CheckedRequest, Decision, Defaults, Denial, Facts, RequestSpec,
@@ -163,15 +160,19 @@ fn has_certificate(csr: &CertificateSigningRequest) -> bool {
 /// Stand-in for a certificate dropped from the cache: non-empty, so "has a certificate" holds.
 const DROPPED: &[u8] = b"-";
 
-/// Shrinks a cached CSR to what reconciliation reads. managedFields go always (a PUT without
-/// them keeps the server's). A finished CSR is never written again, so its request,
-/// certificate and annotations go too.
+/// Shrinks a cached CSR to what reconciliation reads. Every CSR loses its metadata beyond
+/// name, uid, resourceVersion and creation time: annotations (kubectl's last-applied copy, or
+/// anything a requester puts there: up to 256 KiB each) and labels are never read, and writes
+/// are patches that do not carry them. A finished CSR is never written again, so its request,
+/// certificate, requester identity and condition messages go too.
 pub fn slim(csr: &mut CertificateSigningRequest) {
     csr.metadata.managed_fields = None;
+    csr.metadata.annotations = None;
+    csr.metadata.labels = None;
+    csr.metadata.owner_references = None;
+    csr.metadata.finalizers = None;
     let finished = has_certificate(csr) || condition(csr, "Denied") || condition(csr, "Failed");
     if finished {
-        csr.metadata.annotations = None;
-        csr.metadata.labels = None;
         csr.spec.request = ByteString(Vec::new());
         csr.spec.groups = None;
         csr.spec.extra = None;
@@ -192,8 +193,13 @@ pub fn slim(csr: &mut CertificateSigningRequest) {
 /// slimmed), every CSR reconciled again when Applications change. Runs until dropped.
 pub async fn run(ctx: Arc<Context>, workers: u16, app_changes: watch::Receiver<()>) {
     let csrs: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    let only_ours =
-        watcher::Config::default().fields(&format!("spec.signerName={}", ctx.signer_name));
+    // The initial list as a stream of single objects (WatchList, `sendInitialEvents`), each
+    // slimmed as it arrives: a paged list holds whole pages of full objects at once, and CSRs
+    // carry whatever annotations their creators gave them (hundreds of KiB each), so a restart
+    // among many such CSRs would cost hundreds of MiB.
+    let only_ours = watcher::Config::default()
+        .fields(&format!("spec.signerName={}", ctx.signer_name))
+        .streaming_lists();
     let app_changes = futures::stream::unfold(app_changes, |mut rx| async move {
         rx.changed().await.ok().map(|()| ((), rx))
     });
@@ -361,7 +367,7 @@ async fn fail(
 /// through `/status`.
 async fn sign(
     ctx: &Context,
-    mut csr: CertificateSigningRequest,
+    csr: CertificateSigningRequest,
     req: &CheckedRequest<'_>,
     lifetime: Duration,
     has_application: bool,
@@ -380,12 +386,14 @@ async fn sign(
         .signing_seconds
         .observe(started.elapsed().as_secs_f64());
 
-    csr.status.get_or_insert_default().certificate = Some(ByteString(issued.chain_pem));
-    // PUT with the cached resourceVersion: if anyone (another leader) wrote first, this
-    // conflicts instead of replacing their certificate.
-    let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    let written = api
-        .replace_status(&csr.name_any(), &post_params(), &csr)
+    // With the cached resourceVersion: if anyone (another leader) wrote first, this conflicts
+    // instead of replacing their certificate. Only the certificate is sent (see set_condition).
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": csr.metadata.resource_version },
+        "status": { "certificate": ByteString(issued.chain_pem) },
+    });
+    let written = Api::<CertificateSigningRequest>::all(ctx.client.clone())
+        .patch_status(&csr.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await?;
 
     ctx.metrics.issued.inc();
@@ -420,8 +428,12 @@ fn not_after_text(unix: i64) -> String {
         .unwrap_or_else(|_| unix.to_string())
 }
 
-/// Adds a condition through `/approval` (Approved, Denied) or `/status` (Failed) with a PUT
-/// that carries the cached resourceVersion.
+/// Adds a condition through `/approval` (Approved, Denied) or `/status` (Failed).
+///
+/// A merge patch that names the cached resourceVersion: the apiserver refuses it with 409 if
+/// anyone wrote first, exactly like a PUT would, but it carries only the conditions. (A PUT
+/// of the cached object would also write its metadata, and the cache holds no annotations:
+/// subresource updates take metadata from the body, so a PUT would erase them.)
 async fn set_condition(
     ctx: &Context,
     mut csr: CertificateSigningRequest,
@@ -431,22 +443,43 @@ async fn set_condition(
     subresource: &str,
 ) -> Result<CertificateSigningRequest, Error> {
     let now = Time(Timestamp::now());
-    csr.status
+    let conditions = csr
+        .status
         .get_or_insert_default()
         .conditions
-        .get_or_insert_default()
-        .push(CertificateSigningRequestCondition {
-            type_: type_.into(),
-            status: "True".into(),
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            last_update_time: Some(now.clone()),
-            last_transition_time: Some(now),
-        });
-    let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    Ok(api
-        .replace_subresource(subresource, &csr.name_any(), &post_params(), &csr)
-        .await?)
+        .get_or_insert_default();
+    conditions.push(CertificateSigningRequestCondition {
+        type_: type_.into(),
+        status: "True".into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now),
+    });
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": csr.metadata.resource_version },
+        "status": { "conditions": conditions },
+    });
+    let written = Api::<CertificateSigningRequest>::all(ctx.client.clone())
+        .patch_subresource(
+            subresource,
+            &csr.name_any(),
+            &patch_params(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    // Continue from what the server holds now, slimmed like the cache.
+    let mut written = written;
+    slim(&mut written);
+    Ok(written)
+}
+
+/// Merge patches under certpair's field manager.
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
 }
 
 /// SubjectAccessReview with the requester's full identity as the apiserver recorded it:
@@ -538,13 +571,17 @@ mod tests {
     fn slim_keeps_what_reconcile_reads() {
         let mut pending = CertificateSigningRequest::default();
         pending.spec.request = ByteString(b"PEM".to_vec());
-        pending.metadata.annotations = Some([("a".to_string(), "b".to_string())].into());
+        pending.metadata.annotations = Some([("a".to_string(), "b".repeat(200_000))].into());
+        pending.metadata.labels = Some([("l".to_string(), "v".to_string())].into());
         slim(&mut pending);
         assert_eq!(
             pending.spec.request.0, b"PEM",
             "a pending request keeps its PEM"
         );
-        assert!(pending.metadata.annotations.is_some());
+        assert!(
+            pending.metadata.annotations.is_none() && pending.metadata.labels.is_none(),
+            "no cached CSR carries annotations or labels"
+        );
 
         let mut issued = pending.clone();
         issued.status = Some(CertificateSigningRequestStatus {

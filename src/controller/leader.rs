@@ -230,6 +230,7 @@ async fn lead(s: LeaderContext) {
         },
         ca.clone(),
         s.metrics.clone(),
+        Publisher::new(s.client.clone(), s.identity.clone()),
     );
     // Part of this term's work, so it stops with the term (a spawned task would outlive it).
     let webhook_task = async {

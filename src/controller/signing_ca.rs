@@ -10,20 +10,24 @@ use k8s_openapi::{
     ByteString,
     api::core::v1::{ConfigMap, Secret},
 };
-use kube::{Api, Client, api::Patch, runtime::watcher};
+use kube::{Api, Client, Resource, api::Patch, runtime::watcher};
 use openssl::x509::X509;
 use tracing::{error, info, warn};
 
 use crate::{
     api::{CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, SIGNING_CA_SECRET, TLS_CERT_KEY, TLS_KEY_KEY},
-    k8s::{apply_params, owned_meta, post_params, watch_named},
+    k8s::{
+        apply_params,
+        events::{Kind, Publisher},
+        owned_meta, post_params, watch_named,
+    },
     pki::{
         authority::{Authority, AuthorityError},
         lifecycle::{BundleSeen, MissingCaPlan, plan_missing_signing_ca},
         now_unix,
     },
     slot::Slot,
-    telemetry::Metrics,
+    telemetry::{Metrics, ReasonLabels},
 };
 
 /// The currently loaded CA, shared with the signer. Empty until a valid CA is loaded.
@@ -35,13 +39,40 @@ pub struct Settings {
     pub validity: Duration,
 }
 
+/// Reasons the signing CA Secret cannot be used: the label values of
+/// `certpair_signing_ca_problem`. `missing`: no Secret (and none generated); the rest are
+/// [`AuthorityError::kind`]s, or `missing_keys` for a Secret without tls.crt or tls.key.
+const PROBLEMS: [&str; 9] = [
+    "missing",
+    "missing_keys",
+    "certificate_unreadable",
+    "key_unreadable",
+    "key_mismatch",
+    "not_a_ca",
+    "expired",
+    "not_yet_valid",
+    "openssl",
+];
+
+/// Sets `certpair_signing_ca_problem{reason}` to 1 for `problem` and 0 for every other reason.
+fn set_problem(metrics: &Metrics, problem: Option<&'static str>) {
+    for reason in PROBLEMS {
+        metrics
+            .signing_ca_problem
+            .get_or_create(&ReasonLabels { reason })
+            .set(i64::from(problem == Some(reason)));
+    }
+}
+
 /// Keeps `handle` in step with the Secret until the task is dropped.
 pub async fn run(
     client: Client,
     settings: Settings,
     handle: Arc<SigningCa>,
     metrics: Arc<Metrics>,
+    reporter: Publisher,
 ) {
+    set_problem(&metrics, None);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
     let mut seen = false;
     let mut events = watch_named(secrets, SIGNING_CA_SECRET).boxed();
@@ -50,10 +81,11 @@ pub async fn run(
             Ok(watcher::Event::Init) => seen = false,
             Ok(watcher::Event::InitApply(secret) | watcher::Event::Apply(secret)) => {
                 seen = true;
-                load(&client, &settings, &secret, &handle, &metrics).await;
+                load(&client, &settings, &secret, &handle, &metrics, &reporter).await;
             }
             Ok(watcher::Event::InitDone) if !seen => {
                 handle.clear();
+                set_problem(&metrics, Some("missing"));
                 ensure(&client, &settings).await;
             }
             Ok(watcher::Event::InitDone) => {}
@@ -64,6 +96,7 @@ pub async fn run(
                     "signing CA Secret deleted; signing stops until a CA is available"
                 );
                 handle.clear();
+                set_problem(&metrics, Some("missing"));
                 ensure(&client, &settings).await;
             }
             Err(e) => warn!(error = %e, "watching the signing CA Secret failed; retrying"),
@@ -143,27 +176,61 @@ async fn load(
     secret: &Secret,
     handle: &SigningCa,
     metrics: &Metrics,
+    events: &Publisher,
 ) {
     let data = secret.data.clone().unwrap_or_default();
-    let (Some(crt), Some(key)) = (data.get(TLS_CERT_KEY), data.get(TLS_KEY_KEY)) else {
+    let loaded = match (data.get(TLS_CERT_KEY), data.get(TLS_KEY_KEY)) {
+        (Some(crt), Some(key)) => Authority::from_pem(&crt.0, &key.0)
+            .and_then(|ca| ca.check_valid_at(now_unix()).map(|()| ca))
+            .map_err(|e| (e.kind(), e.to_string())),
         // Never overwrite a Secret someone else made: they may be mid-way through filling it.
-        return error!(
-            secret = SIGNING_CA_SECRET,
-            "signing CA Secret lacks tls.crt or tls.key; not signing with it"
-        );
+        _ => Err(("missing_keys", "it lacks tls.crt or tls.key".to_owned())),
     };
-    let ca = match Authority::from_pem(&crt.0, &key.0) {
+    let ca = match loaded {
         Ok(ca) => ca,
-        Err(e) => {
-            return error!(secret = SIGNING_CA_SECRET, error = %e, "signing CA Secret is unusable; keeping the previous CA");
+        Err((problem, why)) => {
+            return refuse(secret, handle, metrics, events, problem, &why).await;
         }
     };
+    set_problem(metrics, None);
     metrics.ca_not_after.set(ca.window().not_after);
     info!(subject = %ca.subject_line(), not_after = ca.window().not_after, "signing CA loaded");
     if let Err(e) = publish_bundle(client, &settings.namespace, &ca).await {
         warn!(error = %e, "publishing the CA bundle failed; will retry on the next change");
     }
     handle.set(ca);
+}
+
+/// An unusable CA Secret: keep signing with the previous CA (if any), and say so where an
+/// operator looks: a log line, a Warning Event on the Secret, and a metric to alert on.
+async fn refuse(
+    secret: &Secret,
+    handle: &SigningCa,
+    metrics: &Metrics,
+    events: &Publisher,
+    problem: &'static str,
+    why: &str,
+) {
+    set_problem(metrics, Some(problem));
+    let kept = match handle.get() {
+        Some(previous) => format!(
+            "still signing with the previous CA ({})",
+            previous.subject_line()
+        ),
+        None => "no CA is loaded, so nothing is signed".to_owned(),
+    };
+    error!(secret = SIGNING_CA_SECRET, problem, reason = %why, "signing CA Secret is unusable; {kept}");
+    let note =
+        format!("signing CA Secret {SIGNING_CA_SECRET} is unusable ({problem}: {why}); {kept}");
+    events
+        .report(
+            secret.object_ref(&()),
+            Kind::Warning,
+            "SigningCAUnusable",
+            "Load",
+            &note,
+        )
+        .await;
 }
 
 #[derive(Debug, thiserror::Error)]

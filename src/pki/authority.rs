@@ -36,8 +36,31 @@ pub enum AuthorityError {
     Window(#[from] WindowError),
     #[error("subject attribute {0} cannot be placed in a certificate")]
     UnsupportedAttribute(String),
+    #[error("the CA certificate expired at {0} (Unix time)")]
+    Expired(i64),
+    #[error("the CA certificate is not valid before {0} (Unix time)")]
+    NotYetValid(i64),
     #[error("OpenSSL failed: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+impl AuthorityError {
+    /// Static category for metric labels and Event reasons.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CertificatePem(_) | Self::NoCertificate | Self::Unreadable(_) => {
+                "certificate_unreadable"
+            }
+            Self::KeyPem(_) => "key_unreadable",
+            Self::KeyMismatch => "key_mismatch",
+            Self::NotACa => "not_a_ca",
+            Self::Expired(_) | Self::Window(WindowError::CaExpired { .. }) => "expired",
+            Self::NotYetValid(_) | Self::Window(WindowError::CaNotYetValid { .. }) => {
+                "not_yet_valid"
+            }
+            Self::UnsupportedAttribute(_) | Self::OpenSsl(_) => "openssl",
+        }
+    }
 }
 
 /// A loaded CA: the signing certificate first, then any intermediates up to (not necessarily
@@ -111,6 +134,17 @@ impl Authority {
             not_after: unix(cert.not_after())?,
         };
         Ok(Self { chain, key, window })
+    }
+
+    /// Whether this CA can sign at `now`: a CA loaded to sign with must be within its validity.
+    pub fn check_valid_at(&self, now: i64) -> Result<(), AuthorityError> {
+        if now >= self.window.not_after {
+            return Err(AuthorityError::Expired(self.window.not_after));
+        }
+        if now < self.window.not_before {
+            return Err(AuthorityError::NotYetValid(self.window.not_before));
+        }
+        Ok(())
     }
 
     /// Generates a self-signed ECDSA P-256 root valid from now − 5 min for `validity`.
@@ -370,8 +404,12 @@ mod tests {
             let leaf = &chain[0];
             assert!(verify(&ca, leaf));
             assert_eq!(issued.not_before, NOW - 300);
-            assert_eq!(issued.not_after, NOW + 3600);
-            assert_eq!(unix(leaf.not_after()).expect("time"), NOW + 3600);
+            assert_eq!(
+                issued.not_after,
+                NOW - 300 + 3600,
+                "valid for the lifetime, no longer"
+            );
+            assert_eq!(unix(leaf.not_after()).expect("time"), NOW - 300 + 3600);
             assert!(
                 issued.serial_hex.len() >= 30,
                 "128-bit serial: {}",
@@ -485,5 +523,95 @@ mod tests {
             Authority::from_pem(&leaf_pem, &key.private_key_to_pem_pkcs8().expect("pem")),
             Err(AuthorityError::NotACa)
         ));
+    }
+
+    /// A brought-your-own CA without a Subject Key Identifier (which RFC 5280 allows for a
+    /// root) signs: the leaf's AKI is derived from the CA's public key, and `openssl verify`
+    /// accepts the chain.
+    #[test]
+    fn a_ca_without_subject_key_identifier_signs_verifiably() {
+        use openssl::x509::extension::{BasicConstraints, KeyUsage};
+        let now = crate::pki::now_unix();
+        let key = p256();
+        let mut name = X509NameBuilder::new().expect("name");
+        name.append_entry_by_nid(Nid::COMMONNAME, "no SKI CA")
+            .expect("cn");
+        let name = name.build();
+        let mut b = X509Builder::new().expect("builder");
+        b.set_version(2).expect("v3");
+        b.set_serial_number(
+            &random_serial()
+                .expect("serial")
+                .to_asn1_integer()
+                .expect("int"),
+        )
+        .expect("serial");
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(&name).expect("issuer");
+        b.set_pubkey(&key).expect("key");
+        set_window(
+            &mut b,
+            Window {
+                not_before: now - 60,
+                not_after: now + 86_400,
+            },
+        )
+        .expect("window");
+        b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
+            .expect("bc");
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .build()
+                .expect("ku"),
+        )
+        .expect("ku");
+        b.sign(&key, MessageDigest::sha256()).expect("sign");
+        let ca_cert = b.build();
+        assert!(ca_cert.subject_key_id().is_none(), "the premise: no SKI");
+        let ca = Authority::from_pem(
+            &ca_cert.to_pem().expect("pem"),
+            &key.private_key_to_pem_pkcs8().expect("pem"),
+        )
+        .expect("loads");
+
+        let req = parse_pem(&Req::cn("billing").pem(&p256())).expect("csr");
+        let issued = ca
+            .issue_client(
+                &LeafRequest {
+                    subject: &req.subject,
+                    public_key: &req.public_key,
+                    lifetime: Duration::from_secs(3600),
+                },
+                now,
+            )
+            .expect("issued");
+        let leaf = X509::from_pem(&issued.chain_pem).expect("leaf");
+        let spki = ca_cert
+            .public_key()
+            .expect("key")
+            .public_key_to_der()
+            .expect("der");
+        let (_, parsed) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).expect("spki");
+        assert_eq!(
+            leaf.authority_key_id().map(|k| k.as_slice().to_vec()),
+            Some(openssl::sha::sha1(&parsed.subject_public_key.data).to_vec())
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.crt"), ca_cert.to_pem().expect("pem")).expect("write");
+        std::fs::write(dir.path().join("leaf.crt"), leaf.to_pem().expect("pem")).expect("write");
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args(["verify", "-CAfile", "ca.crt", "leaf.crt"])
+            .output()
+            .expect("openssl verify runs");
+        assert!(
+            out.status.success(),
+            "openssl verify: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

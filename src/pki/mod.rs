@@ -8,6 +8,7 @@
 //! - `identity`: a serving certificate chain with its matching key
 //! - `bundle`: trust bundles that keep earlier CAs while they are valid
 //! - `lifecycle`: pure plans for the CAs and serving certificates certpair keeps itself
+//! - `rsa_key`: partial public-key validation of RSA keys (no prime moduli, sane exponents)
 
 pub mod authority;
 pub mod bundle;
@@ -16,6 +17,7 @@ pub mod csr_builder;
 pub mod identity;
 pub mod lifecycle;
 pub mod profile;
+pub mod rsa_key;
 
 use openssl::{
     ec::{EcGroup, EcKey},

@@ -80,3 +80,32 @@ pub fn serving_identity(
     )
     .expect("identity")
 }
+
+/// A request for `CN=billing, O=Acme` carrying the RSA public key (`n`, `e`) but signed by
+/// another key: its signature never verifies, so a refusal that names the key shows the key
+/// was checked before the signature.
+pub fn forged_rsa_request(n: &openssl::bn::BigNumRef, e: &openssl::bn::BigNumRef) -> Vec<u8> {
+    let public = Rsa::from_public_components(n.to_owned().expect("n"), e.to_owned().expect("e"))
+        .expect("rsa");
+    let public = PKey::from_rsa(public).expect("pkey");
+    let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+    name.append_entry_by_nid(Nid::COMMONNAME, "billing")
+        .expect("CN");
+    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "Acme")
+        .expect("O");
+    let mut b = openssl::x509::X509ReqBuilder::new().expect("req");
+    b.set_subject_name(&name.build()).expect("subject");
+    b.set_pubkey(&public).expect("pubkey");
+    b.sign(&rsa(2048), openssl::hash::MessageDigest::sha256())
+        .expect("sign");
+    b.build().to_pem().expect("pem")
+}
+
+/// A 300-bit odd public exponent: far past the 2^256 bound, cheap to build.
+pub fn huge_exponent() -> openssl::bn::BigNum {
+    let mut e = openssl::bn::BigNum::new().expect("bn");
+    e.lshift(&openssl::bn::BigNum::from_u32(1).expect("one"), 299)
+        .expect("shift");
+    e.add_word(1).expect("add");
+    e
+}

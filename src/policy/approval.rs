@@ -34,9 +34,7 @@ pub fn decide(req: &CheckedRequest<'_>, facts: &Facts<'_>, defaults: &Defaults) 
     use DenyReason::*;
     let cn = req.cn;
     let Some(app) = facts.application else {
-        let message = format!(
-            "subject CN {cn:?} names no registered Application; create Application {cn:?} first"
-        );
+        let message = unknown_application(cn);
         return match defaults.unmatched {
             Unmatched::Deny => Decision::Deny(Denial::new(UnknownApplication, message)),
             Unmatched::Pending => Decision::Pending { message },
@@ -54,14 +52,27 @@ pub fn decide(req: &CheckedRequest<'_>, facts: &Facts<'_>, defaults: &Defaults) 
     if app.disabled {
         return Decision::Deny(Denial::disabled(cn));
     }
-    let fits = check_key(req.parsed, &app.keys, cn)
-        .and_then(|()| check_subject(req.parsed, &app.subject, &defaults.subject, cn));
-    match fits {
+    match fits_application(req, app, defaults) {
         Ok(()) => Decision::Approve {
             message: format!("approved by certpair for Application {cn:?}"),
         },
         Err(d) => Decision::Deny(d),
     }
+}
+
+/// The request fits its Application's profile: a key it allows, the subject it requires.
+pub(super) fn fits_application(
+    req: &CheckedRequest<'_>,
+    app: &ApplicationRules,
+    defaults: &Defaults,
+) -> Result<(), Denial> {
+    check_key(req.parsed, &app.keys, req.cn)?;
+    check_subject(req.parsed, &app.subject, &defaults.subject, req.cn)
+}
+
+/// "Names no registered Application", in the approver's and the signer's words.
+pub(super) fn unknown_application(cn: &str) -> String {
+    format!("subject CN {cn:?} names no registered Application; create Application {cn:?} first")
 }
 
 /// The key's algorithm is one the Application allows, and an RSA key is big enough for it.

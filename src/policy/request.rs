@@ -46,9 +46,13 @@ pub fn check_request<'r>(
     })
 }
 
-/// The denial for a request that cannot be parsed or verified.
+/// The denial for a request that cannot be parsed or verified, or whose RSA key is unsafe.
 pub fn unreadable(err: &CsrError) -> Denial {
-    Denial::new(InvalidRequest, err.to_string())
+    let reason = match err {
+        CsrError::UnsafeRsaKey(_) => KeyTooWeak,
+        _ => InvalidRequest,
+    };
+    Denial::new(reason, err.to_string())
 }
 
 /// Exactly one non-empty CN; at most one each of O, OU, L, ST, C; nothing else; each value
@@ -70,6 +74,18 @@ fn check_subject_shape(req: &ParsedRequest) -> Result<&str, Denial> {
                 ),
             ));
         }
+    }
+    // Kubernetes reserves the `system:` prefix for its own identities (`O=system:masters` is
+    // cluster-admin to an apiserver that trusts this CA for clients); no certpair certificate
+    // carries it, whoever approves.
+    if let Some(attr) = req.subject.iter().find(|a| a.value.starts_with("system:")) {
+        return Err(Denial::new(
+            SubjectMismatch,
+            format!(
+                "subject: {}={:?} is reserved; values starting with \"system:\" name Kubernetes identities and are never certified",
+                attr.kind, attr.value
+            ),
+        ));
     }
     let cns = req.values(&AttributeKind::CommonName);
     let cn = match cns.as_slice() {

@@ -515,9 +515,10 @@ fn may_sign_refuses_disabled_applications_and_sets_the_lifetime() {
             lifetime: Duration::from_secs(1200)
         })
     );
-    assert!(
-        may_sign(&req, None, &defaults).is_ok(),
-        "approved by hand, no Application"
+    assert_eq!(
+        may_sign(&req, None, &defaults).map_err(|d| d.reason),
+        Err(DenyReason::UnknownApplication),
+        "approved by hand, but no Application: not signed"
     );
     let disabled = ApplicationRules {
         disabled: true,
@@ -538,4 +539,62 @@ fn may_sign_refuses_disabled_applications_and_sets_the_lifetime() {
         refused.to_string(),
         "ApplicationDisabled: Application \"billing\" is disabled (spec.disabled: true)"
     );
+}
+
+/// An approval (by hand, or by a pipeline) does not widen the profile: at signing time the
+/// subject and key must fit the Application, and `system:` names are never certified.
+#[test]
+fn signing_rechecks_the_profile_whoever_approved() {
+    let usages = client_usages();
+    let spec = RequestSpec {
+        usages: &usages,
+        expiration_seconds: None,
+    };
+    let defaults = Defaults::default();
+    let rsa_only = ApplicationRules {
+        keys: KeyRules {
+            allowed: vec![KeyAlgorithm::Rsa],
+            ..Default::default()
+        },
+        ..app()
+    };
+    let cases: Vec<(&str, Vec<u8>, ApplicationRules, DenyReason, &str)> = vec![
+        (
+            "wrong O",
+            Req::cn("billing")
+                .with(Nid::ORGANIZATIONNAME, "Evil")
+                .pem(ec256()),
+            app(),
+            DenyReason::SubjectMismatch,
+            "requires O=\"Acme\"",
+        ),
+        (
+            "key the Application does not allow",
+            acme("billing").pem(ec256()),
+            rsa_only,
+            DenyReason::UnsupportedKeyAlgorithm,
+            "allows RSA",
+        ),
+    ];
+    for (name, pem, application, reason, needle) in cases {
+        let parsed = parse_pem(&pem).expect("parses");
+        let req = check_request(&parsed, spec).expect("well-formed");
+        let denial = may_sign(&req, Some(&application), &defaults).expect_err(name);
+        assert_eq!(denial.reason, reason, "{name}: {denial}");
+        assert!(denial.message.contains(needle), "{name}: {denial}");
+    }
+
+    for (nid, value) in [
+        (Nid::ORGANIZATIONNAME, "system:masters"),
+        (Nid::COMMONNAME, "system:admin"),
+    ] {
+        let mut request = Req::default().with(nid, value);
+        if nid != Nid::COMMONNAME {
+            request = request.with(Nid::COMMONNAME, "ghost");
+        }
+        let parsed = parse_pem(&request.pem(ec256())).expect("parses");
+        let denial = check_request(&parsed, spec).expect_err(value);
+        assert_eq!(denial.reason, DenyReason::SubjectMismatch, "{denial}");
+        assert!(denial.message.contains("reserved"), "{denial}");
+    }
 }

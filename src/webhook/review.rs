@@ -63,23 +63,29 @@ pub fn review_csr(
         Ok(req) => req,
         Err(d) => return deny(d),
     };
-    let Some(app) = application(req.cn) else {
-        return admit(vec![format!(
-            "no Application {:?} exists yet; certpair will not approve this request until one does",
-            req.cn
-        )]);
-    };
-    // Predict the approver's verdict on what depends on the Application. Authorization is
-    // the approver's to check (with a SubjectAccessReview), so assume it here.
-    let facts = Facts {
-        application: Some(&app),
-        requester_authorized: true,
-        requester: csr.spec.username.as_deref().unwrap_or(""),
-    };
-    match policy::decide(&req, &facts, defaults) {
-        Decision::Deny(d) => admit(vec![format!("certpair will deny this request: {d}")]),
-        Decision::Approve { .. } | Decision::Pending { .. } => admit(Vec::new()),
+    // Whether the Application exists, is enabled and what it requires is not the requester's
+    // to read (they may lack even `get` on Applications), so every state-dependent finding
+    // gets the same words. The approver's decision on the CSR says which rule failed, and only
+    // after it has checked that the requester may request this Application.
+    let fits = application(req.cn).is_some_and(|app| {
+        let facts = Facts {
+            application: Some(&app),
+            // Authorization is the approver's to check (SubjectAccessReview); assume it here.
+            requester_authorized: true,
+            requester: csr.spec.username.as_deref().unwrap_or(""),
+        };
+        matches!(
+            policy::decide(&req, &facts, defaults),
+            Decision::Approve { .. } | Decision::Pending { .. }
+        )
+    });
+    if fits {
+        return admit(Vec::new());
     }
+    admit(vec![format!(
+        "certpair issues this only if an enabled Application {:?} exists, you may request certificates for it, and the request's subject and key fit it; `kubectl describe csr` shows the decision",
+        req.cn
+    )])
 }
 
 /// Looks up an Application's rules by name (the controller's cache in production).
@@ -381,44 +387,55 @@ mod tests {
         }
     }
 
+    /// A review of a request whose RSA exponent would make verifying it cost milliseconds is
+    /// refused for the exponent; its signature (forged here) is never checked, or the refusal
+    /// would say so.
     #[actix_web::test]
-    async fn state_dependent_findings_are_warnings() {
-        let r = verdict(&Req::cn("nobody").pem(&p256()), SIGNER, "CREATE").await;
-        assert_eq!(r["allowed"], true);
-        assert!(
-            r["warnings"][0]
-                .as_str()
-                .unwrap_or_default()
-                .contains("no Application \"nobody\""),
-            "{r}"
-        );
-
-        let r = verdict(&Req::cn("retired").pem(&p256()), SIGNER, "CREATE").await;
-        assert_eq!(r["allowed"], true);
-        assert!(
-            r["warnings"][0]
-                .as_str()
-                .unwrap_or_default()
-                .contains("ApplicationDisabled"),
-            "{r}"
-        );
-
+    async fn a_huge_rsa_exponent_is_refused_without_verifying() {
+        use crate::pki::testing::{forged_rsa_request, huge_exponent};
+        let key = openssl::rsa::Rsa::generate(2048).expect("rsa");
         let r = verdict(
-            &Req::cn("billing")
-                .with(Nid::ORGANIZATIONNAME, "Evil")
-                .pem(&p256()),
+            &forged_rsa_request(key.n(), &huge_exponent()),
             SIGNER,
             "CREATE",
         )
         .await;
-        assert_eq!(r["allowed"], true);
+        assert_eq!(r["allowed"], false, "{r}");
+        let message = r["status"]["message"].as_str().unwrap_or_default();
         assert!(
-            r["warnings"][0]
-                .as_str()
-                .unwrap_or_default()
-                .contains("SubjectMismatch"),
-            "{r}"
+            message.starts_with("KeyTooWeak:") && message.contains("exponent has 300 bits"),
+            "{message}"
         );
+        assert!(!message.contains("signature"), "{message}");
+    }
+
+    #[actix_web::test]
+    async fn state_dependent_findings_are_warnings() {
+        // Missing, disabled, or not what the Application requires: one and the same warning,
+        // so it tells a requester nothing about Applications they may not read.
+        let mut warnings = Vec::new();
+        for (cn, o) in [("billing", "Evil"), ("retired", "Acme"), ("nobody", "Acme")] {
+            let pem = Req::cn(cn).with(Nid::ORGANIZATIONNAME, o).pem(&p256());
+            let r = verdict(&pem, SIGNER, "CREATE").await;
+            assert_eq!(r["allowed"], true, "{r}");
+            let warning = r["warnings"][0].as_str().unwrap_or_default().to_owned();
+            assert!(
+                warning.contains(&format!("enabled Application \"{cn}\" exists")),
+                "{warning}"
+            );
+            warnings.push(warning.replace(cn, "X"));
+        }
+        warnings.dedup();
+        assert_eq!(warnings.len(), 1, "the same words each time: {warnings:?}");
+        for secret in [
+            "Evil",
+            "Acme",
+            "disabled",
+            "SubjectMismatch",
+            "ApplicationDisabled",
+        ] {
+            assert!(!warnings[0].contains(secret), "{}", warnings[0]);
+        }
     }
 
     #[actix_web::test]

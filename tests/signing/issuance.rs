@@ -78,6 +78,26 @@ async fn authorized_requests_are_approved_and_issued() {
             panic!("{name} was not issued:\n{}", controller.logs());
         };
 
+        // Approving and signing wrote only conditions and the certificate: the annotation
+        // kubectl apply put there is intact on the server (certpair's cache holds none).
+        let on_server = Api::<CertificateSigningRequest>::all(cluster.client.clone())
+            .get(&name)
+            .await
+            .expect("get");
+        let last_applied = on_server
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubectl.kubernetes.io/last-applied-configuration"))
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            last_applied.contains(&format!("\"name\":\"{name}\""))
+                && last_applied.contains("\"request\""),
+            "annotations after issuance: {:?}",
+            on_server.metadata.annotations
+        );
+
         // openssl verify against the published bundle.
         let bundle = Api::<ConfigMap>::namespaced(cluster.client.clone(), "certpair-system")
             .get("certpair-ca-bundle")
@@ -114,7 +134,7 @@ async fn authorized_requests_are_approved_and_issued() {
             stderr(&out)
         );
 
-        // Subject as requested; CA:FALSE; clientAuth; NotAfter = issue time + expirationSeconds.
+        // Subject as requested; CA:FALSE; clientAuth; valid for expirationSeconds.
         let text = Command::new("openssl")
             .args(["x509", "-noout", "-text", "-in"])
             .arg(dir.path().join(format!("{name}.crt")))
@@ -128,8 +148,8 @@ async fn authorized_requests_are_approved_and_issued() {
         assert!(text.contains("CA:FALSE"), "{text}");
         assert!(text.contains("TLS Web Client Authentication"), "{text}");
         assert!(!text.contains("TLS Web Server Authentication"), "{text}");
-        // NotAfter = issuance + expirationSeconds. (NotBefore is backdated 5 minutes but never
-        // before the CA's own NotBefore, so it is not a fixed offset.)
+        // Valid for exactly expirationSeconds, backdated at both ends by up to 5 minutes (never
+        // before the CA's own NotBefore, so not a fixed offset), never past issuance + 3600 s.
         let created = Api::<CertificateSigningRequest>::all(cluster.client.clone())
             .get(&name)
             .await
@@ -140,11 +160,15 @@ async fn authorized_requests_are_approved_and_issued() {
             .0
             .as_second();
         let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
-        let diff = epoch.diff(leaf.not_after()).expect("diff");
-        let not_after = i64::from(diff.days) * 86400 + i64::from(diff.secs);
+        let unix = |t: &openssl::asn1::Asn1TimeRef| {
+            let diff = epoch.diff(t).expect("diff");
+            i64::from(diff.days) * 86400 + i64::from(diff.secs)
+        };
+        let (not_before, not_after) = (unix(leaf.not_before()), unix(leaf.not_after()));
+        assert_eq!(not_after - not_before, 3600, "{text}");
         assert!(
-            (not_after - (created + 3600)).abs() <= 30,
-            "NotAfter {not_after} is not creation {created} + 3600 s:\n{text}"
+            (created - 300 - 30..=created + 30).contains(&not_before),
+            "NotBefore {not_before} is not within 5 minutes before creation {created}:\n{text}"
         );
         let key = openssl::pkey::PKey::private_key_from_pem(
             &std::fs::read(dir.path().join(format!("{name}.key"))).expect("key"),

@@ -6,6 +6,7 @@
 
 use std::{fmt, net::IpAddr};
 
+use super::rsa_key::{self, RsaKeyProblem};
 use openssl::{
     ec::EcKey,
     hash::MessageDigest,
@@ -53,6 +54,8 @@ pub enum CsrError {
     SubjectNotText { attribute: String },
     #[error("spec.request's subject alternative name {0} cannot be read")]
     BadSan(String),
+    #[error("spec.request's RSA key is unsafe: {0}")]
+    UnsafeRsaKey(RsaKeyProblem),
 }
 
 /// Kinds of subject attribute certpair knows by name; anything else keeps its OID.
@@ -350,7 +353,12 @@ fn verify_common(
     // A key that does not decode takes the general path, which words the error the same way
     // for every algorithm.
     let key = if rsa {
-        Rsa::public_key_from_der(spki.raw).and_then(PKey::from_rsa)
+        let key = Rsa::public_key_from_der(spki.raw).ok()?;
+        // Before the signature: the exponent bounds what verifying costs.
+        if let Err(problem) = rsa_key::check(key.n(), key.e()) {
+            return Some(Err(CsrError::UnsafeRsaKey(problem)));
+        }
+        PKey::from_rsa(key)
     } else {
         EcKey::public_key_from_der(spki.raw).and_then(PKey::from_ec_key)
     };
@@ -405,6 +413,14 @@ fn verify_any(der: &[u8]) -> Result<PKey<Public>, CsrError> {
     let public_key = ossl
         .public_key()
         .map_err(|e| CsrError::Malformed(format!("unreadable public key: {e}")))?;
+    // RSA and RSA-PSS keys: checked before the signature, as on the fast path.
+    if matches!(public_key.id(), Id::RSA | Id::RSA_PSS) {
+        let checked = super::openssl_check(|| public_key.rsa().ok())
+            .map(|rsa| rsa_key::check(rsa.n(), rsa.e()));
+        if let Some(Err(problem)) = checked {
+            return Err(CsrError::UnsafeRsaKey(problem));
+        }
+    }
     if !super::openssl_check(|| ossl.verify(&public_key).unwrap_or(false)) {
         return Err(CsrError::BadSignature);
     }

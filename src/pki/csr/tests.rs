@@ -303,3 +303,72 @@ fn refusals_leave_the_openssl_error_queue_empty() {
         assert!(queued.errors().is_empty(), "{label}: {queued}");
     }
 }
+
+/// Unsafe RSA keys are refused by name, and before the signature is looked at: every request
+/// here is signed by another key, yet none is refused as forged.
+#[test]
+fn unsafe_rsa_keys_are_refused_before_the_signature_is_checked() {
+    use openssl::bn::{BigNum, BigNumContext};
+
+    use crate::pki::testing::{forged_rsa_request, huge_exponent};
+    let prime = |bits| {
+        let mut p = BigNum::new().expect("bn");
+        p.generate_prime(bits, false, None, None).expect("prime");
+        p
+    };
+    let times = |a: &BigNum, b: &BigNum| {
+        let mut out = BigNum::new().expect("bn");
+        out.checked_mul(a, b, &mut BigNumContext::new().expect("ctx"))
+            .expect("mul");
+        out
+    };
+    let real = openssl::rsa::Rsa::generate(2048).expect("rsa");
+    let n = real.n().to_owned().expect("n");
+    let f4 = BigNum::from_u32(65537).expect("e");
+    let cases = [
+        (
+            "prime modulus",
+            prime(2048),
+            f4.to_owned().expect("e"),
+            "is a prime",
+        ),
+        (
+            "small factor",
+            times(&prime(2040), &BigNum::from_u32(7).expect("7")),
+            f4.to_owned().expect("e"),
+            "small prime factor 7",
+        ),
+        (
+            "e = 3",
+            n.to_owned().expect("n"),
+            BigNum::from_u32(3).expect("3"),
+            "exponent 3 is below 65537",
+        ),
+        (
+            "even e",
+            n.to_owned().expect("n"),
+            BigNum::from_u32(65538).expect("e"),
+            "exponent is even",
+        ),
+        (
+            "300-bit e",
+            n.to_owned().expect("n"),
+            huge_exponent(),
+            "has 300 bits",
+        ),
+    ];
+    for (name, n, e, needle) in cases {
+        let err = parse_pem(&forged_rsa_request(&n, &e)).expect_err(name);
+        assert!(matches!(err, CsrError::UnsafeRsaKey(_)), "{name}: {err}");
+        assert!(err.to_string().contains(needle), "{name}: {err}");
+    }
+
+    // A genuine request whose key has e = 3 (its signature verifies) is refused the same way.
+    let e3 = openssl::rsa::Rsa::generate_with_e(2048, &BigNum::from_u32(3).expect("3"))
+        .and_then(openssl::pkey::PKey::from_rsa)
+        .expect("rsa e=3");
+    let err = parse_pem(&Req::cn("billing").pem(&e3)).expect_err("e = 3");
+    assert!(err.to_string().contains("exponent 3"), "{err}");
+    // And a real key still parses.
+    assert!(parse_pem(&Req::cn("billing").pem(&rsa(2048))).is_ok());
+}

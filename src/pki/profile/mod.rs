@@ -13,12 +13,14 @@ pub mod serving;
 use std::{net::IpAddr, time::Duration};
 
 use openssl::{
+    asn1::{Asn1Object, Asn1OctetString},
     error::ErrorStack,
     x509::{
-        X509Builder, X509Ref,
+        X509Builder, X509Extension, X509Ref,
         extension::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier},
     },
 };
+use x509_parser::{prelude::FromDer, x509::SubjectPublicKeyInfo};
 
 /// How far NotBefore is set in the past, to tolerate clock skew between certpair and clients.
 pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
@@ -73,11 +75,36 @@ impl Profile<'_> {
         }
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(issuer, None))?;
         b.append_extension(ski)?;
-        let aki = AuthorityKeyIdentifier::new()
-            .keyid(true)
-            .build(&b.x509v3_context(issuer, None))?;
+        let aki = authority_key_identifier(b, issuer)?;
         b.append_extension(aki)
     }
+}
+
+/// The AKI of a leaf: the issuer's SKI when it has one. A brought-your-own CA may have none
+/// (OpenSSL's "keyid:always" then fails every signing); RFC 5280 4.2.1.1 lets the key
+/// identifier be derived from the issuer's public key, so take SHA-1 of its subjectPublicKey
+/// (method 1 of 4.2.1.2, what its SKI would most likely have been).
+fn authority_key_identifier(
+    b: &X509Builder,
+    issuer: Option<&X509Ref>,
+) -> Result<X509Extension, ErrorStack> {
+    let Some(ca) = issuer.filter(|ca| ca.subject_key_id().is_none()) else {
+        return AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&b.x509v3_context(issuer, None));
+    };
+    let spki = ca.public_key()?.public_key_to_der()?;
+    let Ok((_, parsed)) = SubjectPublicKeyInfo::from_der(&spki) else {
+        // OpenSSL wrote this DER itself; failing to read it back is OpenSSL's own failure.
+        return Err(ErrorStack::get());
+    };
+    let keyid = openssl::sha::sha1(&parsed.subject_public_key.data);
+    // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
+    let mut der = vec![0x30, 2 + keyid.len() as u8, 0x80, keyid.len() as u8];
+    der.extend_from_slice(&keyid);
+    let oid = Asn1Object::from_str("2.5.29.35")?;
+    let contents = Asn1OctetString::new_from_bytes(&der)?;
+    X509Extension::new_from_der(&oid, false, &contents)
 }
 
 /// A validity window in Unix seconds.
@@ -95,8 +122,10 @@ pub enum WindowError {
     CaNotYetValid { ca_not_before: i64 },
 }
 
-/// NotBefore = now − 5 min but never before the CA's NotBefore; NotAfter = now + lifetime
-/// truncated to the CA's NotAfter. A CA that is expired (or not yet valid) signs nothing.
+/// NotBefore = now − 5 min but never before the CA's NotBefore; NotAfter = NotBefore +
+/// lifetime, truncated to the CA's NotAfter. Both ends are backdated, as kube-controller-manager
+/// does, so a certificate is never valid for longer than the lifetime asked for. A CA that is
+/// expired (or not yet valid) signs nothing.
 pub fn window(now: i64, lifetime: Duration, ca: Window) -> Result<Window, WindowError> {
     if now >= ca.not_after {
         return Err(WindowError::CaExpired {
@@ -110,9 +139,10 @@ pub fn window(now: i64, lifetime: Duration, ca: Window) -> Result<Window, Window
     }
     let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
     let backdate = i64::try_from(BACKDATE.as_secs()).unwrap_or(0);
+    let not_before = (now - backdate).max(ca.not_before);
     Ok(Window {
-        not_before: (now - backdate).max(ca.not_before),
-        not_after: now.saturating_add(lifetime).min(ca.not_after),
+        not_before,
+        not_after: not_before.saturating_add(lifetime).min(ca.not_after),
     })
 }
 
@@ -131,12 +161,14 @@ mod tests {
             w,
             Window {
                 not_before: 49_700,
-                not_after: 53_600
-            }
+                not_after: 53_300
+            },
+            "valid for exactly the lifetime"
         );
         // Never before the CA's own NotBefore.
         let w = window(1_100, Duration::from_secs(3600), ca).expect("valid");
         assert_eq!(w.not_before, 1_000);
+        assert_eq!(w.not_after - w.not_before, 3600);
         // Truncated to the CA's NotAfter.
         let w = window(99_000, Duration::from_secs(3600), ca).expect("valid");
         assert_eq!(w.not_after, 100_000);
