@@ -40,24 +40,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn controller_rss_kib(bash_pid: u32) -> (u64, u64) {
-    // The harness runs the controller under a watchdog shell; find its child.
-    let children = std::fs::read_to_string(format!("/proc/{bash_pid}/task/{bash_pid}/children"))
-        .unwrap_or_default();
-    let Some(pid) = children.split_whitespace().next() else {
-        return (0, 0);
-    };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn request(name: &str, pem: Vec<u8>, batch: &str) -> CertificateSigningRequest {
     CertificateSigningRequest {
         metadata: ObjectMeta {
@@ -155,7 +137,7 @@ async fn main() {
             latencies.push(at.duration_since(*c));
         }
         if latencies.len() % 100 == 0 {
-            peak_hwm = peak_hwm.max(controller_rss_kib(controller.pid()).1);
+            peak_hwm = peak_hwm.max(controller.memory_kib().1);
         }
     }
     let total = started.elapsed();
@@ -176,7 +158,7 @@ async fn main() {
         }
     }
     watch.abort();
-    let (rss, hwm) = controller_rss_kib(controller.pid());
+    let (rss, hwm) = controller.memory_kib();
     latencies.sort();
     single_lat.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -256,7 +238,7 @@ async fn main() {
     });
     let mut restart_hwm = 0;
     while decided.lock().map(|d| d.len()).unwrap_or(0) < padded {
-        restart_hwm = restart_hwm.max(controller_rss_kib(controller.pid()).1);
+        restart_hwm = restart_hwm.max(controller.memory_kib().1);
         assert!(
             restarted.elapsed() < Duration::from_secs(300),
             "the restarted controller did not decide the annotated CSRs in 5 minutes"
@@ -264,7 +246,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     watch.abort();
-    restart_hwm = restart_hwm.max(controller_rss_kib(controller.pid()).1);
+    restart_hwm = restart_hwm.max(controller.memory_kib().1);
     println!(
         "  restart among {padded} CSRs with 200 KB annotations: all decided in {:.1} s, controller peak RSS {:.1} MiB",
         restarted.elapsed().as_secs_f64(),

@@ -101,6 +101,7 @@ fn main() -> std::io::Result<()> {
             })
         }),
         draining: Arc::default(),
+        budget: Default::default(),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();

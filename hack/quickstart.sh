@@ -43,8 +43,10 @@ say "installing certpair: CRD, namespace, least-privilege RBAC, admission webhoo
 # The CRD comes from the binary itself (the README's command); the rest from manifests/.
 "$bin" crd | kubectl apply --server-side -f -
 kubectl wait --for condition=Established --timeout 30s crd/applications.certpair.dev
-# Namespace, RBAC and the webhook configuration pointing at https://127.0.0.1:8443.
-kubectl apply --server-side -k kustomize/overlays/local
+# Namespace, RBAC, the webhook configuration pointing at https://127.0.0.1:8443 and the
+# admission policy that keeps it so. --force-conflicts: this installs what certpair ships, over
+# any edit made since (say an admin's `kubectl replace` of the webhook configuration).
+kubectl apply --server-side --force-conflicts -k kustomize/overlays/local
 
 say "registering an example Application"
 kubectl apply --server-side -f - <<'YAML'

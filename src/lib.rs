@@ -10,6 +10,7 @@ pub mod cli;
 pub mod controller;
 pub mod error;
 pub mod k8s;
+pub mod limits;
 pub mod managed_tls;
 pub mod pki;
 pub mod policy;

@@ -9,7 +9,10 @@ use std::{collections::BTreeMap, net::IpAddr, sync::Arc, time::Duration};
 use futures::StreamExt;
 use k8s_openapi::{
     ByteString,
-    api::{admissionregistration::v1::ValidatingWebhookConfiguration, core::v1::Secret},
+    api::{
+        admissionregistration::v1::ValidatingWebhookConfiguration,
+        core::v1::{ConfigMap, Secret},
+    },
 };
 use kube::{
     Api, Client, Resource,
@@ -36,20 +39,31 @@ use crate::{
     server::Readiness,
     telemetry::{ErrorLabels, TlsMetrics},
     tls::CertSlot,
+    webhook::configuration::{Shipped, WEBHOOK_NAME, drift},
 };
 
 /// Where the listener's clients read the CA bundle from.
 #[derive(Debug, Clone)]
 pub enum TrustTarget {
-    /// `caBundle` of every webhook in this ValidatingWebhookConfiguration.
-    WebhookConfiguration { name: String },
+    /// `caBundle` of every webhook in this ValidatingWebhookConfiguration; with `shipped`, the
+    /// name of the ConfigMap (in the pair's namespace) that says how certpair ships the rest
+    /// of it, which is then kept so too (see `webhook::configuration`).
+    WebhookConfiguration {
+        name: String,
+        shipped: Option<&'static str>,
+    },
 }
 
 impl TrustTarget {
     /// The object that carries the bundle: its API and name.
     fn config(&self, client: &Client) -> (Api<ValidatingWebhookConfiguration>, &str) {
-        let Self::WebhookConfiguration { name } = self;
+        let Self::WebhookConfiguration { name, .. } = self;
         (Api::all(client.clone()), name)
+    }
+
+    fn shipped_configmap(&self) -> Option<&'static str> {
+        let Self::WebhookConfiguration { shipped, .. } = self;
+        *shipped
     }
 }
 
@@ -106,6 +120,8 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct Pass {
     pub repairs: Vec<Repair>,
+    /// Fields of the trust target restored to how certpair ships them.
+    pub drifted: Vec<&'static str>,
     pub ca_not_after: i64,
     pub serving_not_after: Option<i64>,
 }
@@ -141,8 +157,9 @@ pub async fn reconcile(client: &Client, m: &ManagedTls) -> Result<Pass, Error> {
         }
     };
 
-    // 2. The bundle.
-    if inject(client, m, ca.certificate(), now).await? {
+    // 2. The bundle (and the configuration it is part of).
+    let injected = inject(client, m, ca.certificate(), now).await?;
+    if injected.bundle {
         repairs.push(Repair::BundleInjected);
     }
 
@@ -188,6 +205,7 @@ pub async fn reconcile(client: &Client, m: &ManagedTls) -> Result<Pass, Error> {
     }
     Ok(Pass {
         repairs,
+        drifted: injected.drifted,
         ca_not_after: ca.window().not_after,
         serving_not_after,
     })
@@ -237,31 +255,80 @@ fn desired_bundle(
     )?)
 }
 
-/// Brings the trust target's bundle to [`desired_bundle`]; returns whether anything changed.
-/// A missing target is not an error: there is nothing to inject into yet.
-async fn inject(client: &Client, m: &ManagedTls, ca: &X509, now: i64) -> Result<bool, Error> {
+/// What [`inject`] changed at the trust target.
+#[derive(Debug, Default)]
+struct Injected {
+    bundle: bool,
+    /// Fields restored to the shipped configuration.
+    drifted: Vec<&'static str>,
+}
+
+/// Brings the trust target's bundle to [`desired_bundle`] and, where the target says how it
+/// ships, every other field back to that. One write, so what certpair may write (see the
+/// ValidatingAdmissionPolicy in `manifests/`) is always a configuration as shipped. A missing
+/// target is not an error: there is nothing to inject into yet.
+async fn inject(client: &Client, m: &ManagedTls, ca: &X509, now: i64) -> Result<Injected, Error> {
     let (configs, name) = m.trust.config(client);
     let Some(mut config) = configs.get_opt(name).await? else {
         warn!(config = %name, "ValidatingWebhookConfiguration not found; nothing to inject into");
-        return Ok(false);
+        return Ok(Injected::default());
     };
-    let mut changed = false;
+    let mut injected = Injected::default();
+    if let Some(shipped) = shipped(client, m).await? {
+        let desired = shipped.webhooks();
+        let observed = config.webhooks.clone().unwrap_or_default();
+        injected.drifted = drift(&observed, &desired);
+        if !injected.drifted.is_empty() {
+            // Keep what was injected (the bundle merge below keeps earlier CAs from it).
+            let bundle = observed
+                .iter()
+                .find(|w| w.name == WEBHOOK_NAME)
+                .and_then(|w| w.client_config.ca_bundle.clone());
+            let mut desired = desired;
+            for w in &mut desired {
+                w.client_config.ca_bundle = bundle.clone();
+            }
+            config.webhooks = Some(desired);
+        }
+    }
     for webhook in config.webhooks.iter_mut().flatten() {
-        let injected = webhook
+        let current = webhook
             .client_config
             .ca_bundle
             .as_ref()
             .map(|b| b.0.as_slice());
-        let desired = desired_bundle(m.ca_name, ca, injected, now)?;
-        if injected != Some(desired.as_slice()) {
+        let desired = desired_bundle(m.ca_name, ca, current, now)?;
+        if current != Some(desired.as_slice()) {
             webhook.client_config.ca_bundle = Some(ByteString(desired));
-            changed = true;
+            injected.bundle = true;
         }
     }
-    if changed {
+    if injected.bundle || !injected.drifted.is_empty() {
         configs.replace(name, &post_params(), &config).await?;
     }
-    Ok(changed)
+    Ok(injected)
+}
+
+/// The configuration as shipped, when the target names where that is kept and it is readable.
+async fn shipped(client: &Client, m: &ManagedTls) -> Result<Option<Shipped>, Error> {
+    let Some(configmap) = m.trust.shipped_configmap() else {
+        return Ok(None);
+    };
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &m.namespace);
+    let Some(map) = maps.get_opt(configmap).await? else {
+        warn!(
+            configmap,
+            "ConfigMap describing the shipped webhook configuration not found; only the caBundle is kept"
+        );
+        return Ok(None);
+    };
+    match Shipped::from_data(&map.data.unwrap_or_default()) {
+        Ok(shipped) => Ok(Some(shipped)),
+        Err(e) => {
+            warn!(error = %e, "the shipped webhook configuration cannot be read; only the caBundle is kept");
+            Ok(None)
+        }
+    }
 }
 
 /// Leader loop: reconcile at start, on every change to the two Secrets or the trust target,
@@ -293,6 +360,16 @@ pub async fn run_leader(
                 metrics.ca_not_after.set(pass.ca_not_after);
                 if let Some(t) = pass.serving_not_after {
                     metrics.serving_not_after.set(t);
+                }
+                if !pass.drifted.is_empty() {
+                    info!(fields = ?pass.drifted, "webhook configuration restored as shipped");
+                    metrics
+                        .repairs
+                        .get_or_create(&ErrorLabels {
+                            kind: "configuration_drift",
+                        })
+                        .inc();
+                    report_drift(&client, &events, &m.trust, &pass.drifted).await;
                 }
                 if pass.repairs.is_empty() {
                     continue;
@@ -337,6 +414,27 @@ async fn report(client: &Client, events: &Publisher, trust: &TrustTarget, repair
             config.object_ref(&()),
             Kind::Normal,
             reason,
+            "Reconcile",
+            &note,
+        )
+        .await;
+}
+
+/// An Event on the trust target naming the fields restored.
+async fn report_drift(client: &Client, events: &Publisher, trust: &TrustTarget, fields: &[&str]) {
+    let (configs, name) = trust.config(client);
+    let Ok(Some(config)) = configs.get_opt(name).await else {
+        return;
+    };
+    let note = format!(
+        "certpair restored its webhook configuration as shipped; these fields had changed: {}",
+        fields.join(", ")
+    );
+    events
+        .report(
+            config.object_ref(&()),
+            Kind::Warning,
+            "WebhookConfigurationRestored",
             "Reconcile",
             &note,
         )

@@ -51,6 +51,12 @@ async fn from_nothing_the_webhook_is_served_injected_and_enforced() {
     phase(&mut failed, "repairs", repairs(&s)).await;
     phase(
         &mut failed,
+        "the configuration as shipped: policy and restore",
+        configuration_as_shipped(&s),
+    )
+    .await;
+    phase(
+        &mut failed,
         "bad bodies to the TLS listener",
         bad_bodies(&s),
     )
@@ -410,6 +416,134 @@ async fn repairs(s: &Setup) {
             ]));
             let reasons = String::from_utf8_lossy(&out.stdout).to_string();
             (reasons.contains("CABundleInjected") && reasons.contains("CARotated")).then_some(())
+        },
+    )
+    .await;
+}
+
+/// A leaked controller token cannot turn the configuration against the cluster: as certpair's
+/// ServiceAccount, adding a rule or pointing the webhook elsewhere is refused by the
+/// ValidatingAdmissionPolicy, while changing the caBundle is allowed. And what an admin adds is
+/// taken out again by the leader, with an Event.
+async fn configuration_as_shipped(s: &Setup) {
+    use k8s_openapi::api::admissionregistration::v1::RuleWithOperations;
+    let Setup {
+        cluster,
+        configs,
+        controller,
+        ..
+    } = s;
+    let sa = cluster
+        .service_account("certpair-system", "certpair-controller")
+        .await;
+    let as_sa: Api<ValidatingWebhookConfiguration> = Api::all(sa.client.clone());
+    let rule = |group: &str, resource: &str, operation: &str| RuleWithOperations {
+        api_groups: Some(vec![group.into()]),
+        api_versions: Some(vec!["*".into()]),
+        operations: Some(vec![operation.into()]),
+        resources: Some(vec![resource.into()]),
+        scope: Some("*".into()),
+    };
+    async fn edited(
+        configs: &Api<ValidatingWebhookConfiguration>,
+        edit: &dyn Fn(&mut ValidatingWebhookConfiguration),
+    ) -> ValidatingWebhookConfiguration {
+        let mut config = configs.get(CONFIG).await.expect("config");
+        edit(&mut config);
+        config
+    }
+
+    for (what, edit, needle) in [
+        (
+            "a rule for Secrets",
+            &(|c: &mut ValidatingWebhookConfiguration| {
+                c.webhooks.as_mut().expect("webhooks")[0]
+                    .rules
+                    .get_or_insert_default()
+                    .push(rule("", "secrets", "CREATE"))
+            }) as &dyn Fn(&mut ValidatingWebhookConfiguration),
+            "may not change the webhook's rules",
+        ),
+        (
+            "another URL",
+            &|c: &mut ValidatingWebhookConfiguration| {
+                c.webhooks.as_mut().expect("webhooks")[0].client_config.url =
+                    Some("https://attacker.example/collect".into())
+            },
+            "may not point the webhook elsewhere",
+        ),
+        (
+            "failurePolicy Ignore",
+            &|c: &mut ValidatingWebhookConfiguration| {
+                c.webhooks.as_mut().expect("webhooks")[0].failure_policy = Some("Ignore".into())
+            },
+            "may not change the webhook's failure policy",
+        ),
+    ] {
+        let config = edited(configs, edit).await;
+        match as_sa.replace(CONFIG, &Default::default(), &config).await {
+            Err(kube::Error::Api(status)) => assert!(
+                status.message.contains(needle),
+                "{what}: {}",
+                status.message
+            ),
+            other => panic!("{what}: the ServiceAccount's write was not refused: {other:?}"),
+        }
+    }
+    let config = edited(configs, &|c: &mut ValidatingWebhookConfiguration| {
+        c.webhooks.as_mut().expect("webhooks")[0]
+            .client_config
+            .ca_bundle = Some(k8s_openapi::ByteString(b"rotated".to_vec()))
+    })
+    .await;
+    as_sa
+        .replace(CONFIG, &Default::default(), &config)
+        .await
+        .expect("the ServiceAccount may change the caBundle");
+
+    // An admin adds a rule (a harmless one: deleting Applications); the leader takes it out.
+    let config = edited(configs, &|c: &mut ValidatingWebhookConfiguration| {
+        c.webhooks.as_mut().expect("webhooks")[0]
+            .rules
+            .get_or_insert_default()
+            .push(rule("certpair.dev", "applications", "DELETE"))
+    })
+    .await;
+    configs
+        .replace(CONFIG, &Default::default(), &config)
+        .await
+        .expect("the admin's edit");
+    wait_for(
+        configs,
+        CONFIG,
+        "the added rule removed",
+        Duration::from_secs(30),
+        |c: Option<&ValidatingWebhookConfiguration>| {
+            c.and_then(|c| c.webhooks.as_ref())
+                .is_some_and(|w| w[0].rules.as_ref().is_some_and(|r| r.len() == 1))
+        },
+    )
+    .await;
+    controller
+        .wait_metric(r#"certpair_webhook_certificate_repairs_total{kind="configuration_drift"}"#)
+        .await;
+    support::poll(
+        "an Event naming the restored field",
+        Duration::from_secs(15),
+        || {
+            let out = run(cluster.kubectl().args([
+                "get",
+                "events.events.k8s.io",
+                "-n",
+                "default",
+                "--field-selector",
+                &format!("regarding.name={CONFIG}"),
+                "-o",
+                "jsonpath={.items[*].note}",
+            ]));
+            let notes = String::from_utf8_lossy(&out.stdout).to_string();
+            (notes.contains("restored its webhook configuration") && notes.contains("rules"))
+                .then_some(())
         },
     )
     .await;

@@ -4,6 +4,7 @@
 
 use std::{net::IpAddr, time::Duration};
 
+use super::configuration::SHIPPED_CONFIGMAP;
 use crate::{
     api::{WEBHOOK_CA_SECRET, WEBHOOK_TLS_SECRET},
     managed_tls::{ManagedTls, TrustTarget},
@@ -34,6 +35,9 @@ pub fn managed(
         ca_validity,
         serving_validity,
         look_ahead,
-        trust: TrustTarget::WebhookConfiguration { name: config_name },
+        trust: TrustTarget::WebhookConfiguration {
+            name: config_name,
+            shipped: Some(SHIPPED_CONFIGMAP),
+        },
     }
 }

@@ -4,9 +4,11 @@
 //! kubectl prints. One feature, one folder:
 //! - `review`: the request path (AdmissionReview in, AdmissionReview out);
 //! - `server`: flags, the HTTPS listener every replica runs, the drain on SIGTERM;
-//! - `certificates`: its CA and serving certificate, managed by [`crate::managed_tls`].
+//! - `certificates`: its CA and serving certificate, managed by [`crate::managed_tls`];
+//! - `configuration`: the ValidatingWebhookConfiguration as shipped, and drift from it.
 
 pub mod certificates;
+pub mod configuration;
 pub mod review;
 pub mod server;
 

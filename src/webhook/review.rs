@@ -6,7 +6,11 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use actix_web::{HttpResponse, error::InternalError, http::StatusCode, post, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{ConnectionType, StatusCode},
+    post, web,
+};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::core::{
     DynamicObject,
@@ -16,13 +20,14 @@ use serde_json::json;
 use tracing::{debug, warn};
 
 use crate::{
+    limits::{self, BodyBudget},
     pki::csr::parse_pem,
     policy::{self, ApplicationRules, Decision, Defaults, Denial, Facts, RequestSpec},
 };
 
 /// Largest AdmissionReview body accepted. A CSR review is a few KiB; the apiserver's own
 /// request size limit is far larger, so cap it here.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use crate::limits::MAX_BODY_BYTES;
 
 /// What the webhook says about one CSR.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +104,8 @@ pub struct WebhookState {
     /// Set at SIGTERM, for the drain window before the listener closes: answers then close
     /// their connection (see [`validate`]).
     pub draining: Arc<AtomicBool>,
+    /// Room for large bodies, shared by all connections.
+    pub budget: BodyBudget,
 }
 
 /// A reply that closes its connection while the server drains (see [`validate`]).
@@ -125,34 +132,44 @@ fn bad_request(
     }))
 }
 
-/// Body limits and JSON errors: a malformed body gets a 4xx with a JSON Status, never a panic.
-pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .error_handler(|err, req| {
-            let status = match &err {
-                actix_web::error::JsonPayloadError::Overflow { .. }
-                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                }
-                actix_web::error::JsonPayloadError::ContentType => {
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE
-                }
-                _ => StatusCode::BAD_REQUEST,
-            };
-            let message = format!("not an admission.k8s.io/v1 AdmissionReview: {err}");
-            let state = req.app_data::<web::Data<WebhookState>>();
-            let response = bad_request(status, state.map(|s| s.get_ref()), message);
-            InternalError::from_response(err, response).into()
-        })
-}
-
+/// One review: the body read within the listener's limits ([`crate::limits`]), parsed, and
+/// answered. A bad body gets a 4xx with a JSON Status, never a panic.
 #[post("/validate/certificatesigningrequests")]
 async fn validate(
     state: web::Data<WebhookState>,
-    body: web::Json<AdmissionReview<DynamicObject>>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let response = match answer(&state, body.into_inner()) {
+    let not_a_review = |status, why: &dyn std::fmt::Display| {
+        bad_request(
+            status,
+            Some(&state),
+            format!("not an admission.k8s.io/v1 AdmissionReview: {why}"),
+        )
+    };
+    if !limits::is_json(&req) {
+        return not_a_review(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &"the Content-Type must be application/json",
+        );
+    }
+    // Held until the answer is built: parsing costs memory too.
+    let body = match state.budget.read(&req, payload).await {
+        Ok(body) => body,
+        Err(e) => {
+            let mut response = not_a_review(e.status(), &e);
+            // The rest of the body may still be on its way: do not wait for it.
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            return response;
+        }
+    };
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body.bytes) {
+        Ok(review) => review,
+        Err(e) => return not_a_review(StatusCode::BAD_REQUEST, &e),
+    };
+    let response = match answer(&state, review) {
         Ok(response) => response,
         Err(message) => return bad_request(StatusCode::BAD_REQUEST, Some(&state), message),
     };
@@ -208,7 +225,7 @@ fn answer(
 
 /// Routes of the webhook listener.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(json_config()).service(validate);
+    cfg.service(validate);
 }
 
 #[cfg(test)]
@@ -242,6 +259,7 @@ mod tests {
                 _ => None,
             }),
             draining: Arc::default(),
+            budget: BodyBudget::default(),
         })
     }
 

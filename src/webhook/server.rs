@@ -23,6 +23,7 @@ use crate::{
     api::Application,
     cli::WebhookArgs,
     error::{Error, Result},
+    limits,
     managed_tls::{self, ManagedTls},
     policy::Defaults,
     server::Readiness,
@@ -115,6 +116,7 @@ pub fn serve(
             apps.get(&ObjectRef::new(name)).map(|a| (&a.spec).into())
         }),
         draining: draining.clone(),
+        budget: Default::default(),
     });
     let acceptor =
         crate::tls::acceptor(slot).map_err(|e| Error::Config(format!("TLS set-up failed: {e}")))?;
@@ -178,6 +180,11 @@ pub fn https_server(
             .configure(configure)
     })
     .workers(WORKERS)
+    // Bounds on what clients can make it hold (see crate::limits); the body size and the
+    // bytes of large bodies in flight are bounded in the handler.
+    .max_connections(limits::MAX_CONNECTIONS_PER_WORKER)
+    .max_connection_rate(limits::MAX_HANDSHAKES_PER_WORKER)
+    .client_request_timeout(limits::HEAD_TIMEOUT)
     // In-flight reviews take milliseconds; this bounds a drain held open by a slow client
     // well inside Kubernetes' default 30 s termination grace period.
     .shutdown_timeout(10)

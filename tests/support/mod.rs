@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod csr;
+pub mod flood;
 pub mod webhook;
 
 use std::{
@@ -389,7 +390,9 @@ impl Cluster {
             .args(["apply", "--server-side", "--force-conflicts", "-f"])
             .arg(root.join("manifests/namespace.yaml"))
             .arg("-f")
-            .arg(root.join("manifests/rbac.yaml")));
+            .arg(root.join("manifests/rbac.yaml"))
+            .arg("-f")
+            .arg(root.join("manifests/webhook-policy.yaml")));
         assert!(out.status.success(), "applying manifests: {}", stderr(&out));
     }
 
@@ -473,6 +476,27 @@ impl ControllerProcess {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// The controller's resident memory now and its peak so far (VmRSS, VmHWM), in KiB;
+    /// zeros once it has exited.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let pid = self.pid();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let Some(controller) = children.split_whitespace().next() else {
+            return (0, 0);
+        };
+        let status =
+            std::fs::read_to_string(format!("/proc/{controller}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
     }
 
     pub fn metrics(&self) -> String {

@@ -29,18 +29,28 @@ impl Drop for InstalledConfig {
 }
 
 /// Applies (with kubectl) a configuration that sends CSRs of certpair's signer to
-/// `https://127.0.0.1:<port>`, with no caBundle: certpair injects it.
+/// `https://127.0.0.1:<port>`, with no caBundle: certpair injects it; and ConfigMap
+/// `certpair-webhook` saying so (what the leader restores and the admission policy allows).
 pub fn install(cluster: &Cluster, port: u16, dir: &Path) -> InstalledConfig {
     let guard = InstalledConfig(cluster.kubeconfig.clone());
     let manifest = format!(
-        r#"apiVersion: admissionregistration.k8s.io/v1
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: certpair-webhook
+  namespace: certpair-system
+data:
+  url: {url}
+  signerName: {DEFAULT_SIGNER_NAME}
+---
+apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
 metadata:
   name: {CONFIG}
 webhooks:
   - name: csr.certpair.dev
     clientConfig:
-      url: https://127.0.0.1:{port}/validate/certificatesigningrequests
+      url: {url}
     rules:
       - apiGroups: [certificates.k8s.io]
         apiVersions: [v1]
@@ -53,13 +63,19 @@ webhooks:
     sideEffects: None
     timeoutSeconds: 5
     admissionReviewVersions: [v1]
-"#
+"#,
+        url = url(port)
     );
     let file = dir.join("webhook-configuration.yaml");
     std::fs::write(&file, manifest).expect("write webhook configuration");
     let out = run(cluster.kubectl().args(["apply", "-f"]).arg(&file));
     assert!(out.status.success(), "{}", stderr(&out));
     guard
+}
+
+/// Where the tests' webhook configuration sends reviews.
+pub fn url(port: u16) -> String {
+    format!("https://127.0.0.1:{port}/validate/certificatesigningrequests")
 }
 
 /// Deletes the webhook's Secrets so a test starts from nothing; returns the Secrets API.

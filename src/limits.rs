@@ -1,0 +1,218 @@
+//! Limits every certpair HTTPS listener applies, so that what a hostile client sends cannot
+//! make the process hold unbounded memory: connections per worker, TLS handshakes in flight,
+//! time to send a request, the size of one body, and the bytes of large bodies held at once
+//! across all connections.
+//!
+//! Why the last one: a per-body limit alone multiplies by the number of connections (500
+//! connections each sending all but the last byte of a 1 MiB body held the webhook at 300 MiB).
+//! Bodies up to [`SMALL_BODY_BYTES`] (every real AdmissionReview of a CSR: a few KiB) are read
+//! at once; a larger one first takes room for its whole declared length from one shared
+//! [`BodyBudget`], waiting (within the read timeout) while others hold it. So a legitimate
+//! large request waits for room instead of failing, and a flood of large bodies costs at most
+//! the budget, while small requests never queue behind it.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, http::StatusCode, web};
+use futures::StreamExt;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Bodies up to this size are read without taking room from the budget.
+pub const SMALL_BODY_BYTES: usize = 64 * 1024;
+/// Bytes of large bodies held at once across all connections of a listener.
+pub const LARGE_BODY_BUDGET: usize = 8 * MAX_BODY_BYTES;
+/// Time to receive a whole body, including any wait for room: the apiserver's own webhook
+/// timeout is 5 s, so a body still arriving after that serves nobody.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time to receive a request's head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Concurrent connections per worker thread; further ones wait in the listen backlog.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 256;
+/// TLS handshakes in progress per worker thread.
+pub const MAX_HANDSHAKES_PER_WORKER: usize = 64;
+
+/// Room for large bodies, shared by every connection of one listener.
+pub struct BodyBudget {
+    bytes: Semaphore,
+}
+
+impl Default for BodyBudget {
+    fn default() -> Self {
+        Self {
+            bytes: Semaphore::new(LARGE_BODY_BUDGET),
+        }
+    }
+}
+
+/// A body read within the limits. The room it took from the budget is given back when it is
+/// dropped, so keep it until the request is answered (parsing costs memory too).
+pub struct Body<'a> {
+    pub bytes: web::BytesMut,
+    _room: Option<SemaphorePermit<'a>>,
+}
+
+/// Why a body was not read; each maps to a 4xx.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("the body did not arrive within {} s", BODY_TIMEOUT.as_secs())]
+    TooSlow,
+    #[error("reading the body failed: {0}")]
+    Read(String),
+}
+
+impl BodyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            Self::Read(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl BodyBudget {
+    /// Reads the body of `req` within the size, budget and time limits.
+    pub async fn read<'a>(
+        &'a self,
+        req: &HttpRequest,
+        payload: web::Payload,
+    ) -> Result<Body<'a>, BodyError> {
+        let declared = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(BodyError::TooLarge);
+        }
+        tokio::time::timeout(BODY_TIMEOUT, self.read_within(declared, payload))
+            .await
+            .unwrap_or(Err(BodyError::TooSlow))
+    }
+
+    async fn read_within<'a>(
+        &'a self,
+        declared: Option<usize>,
+        mut payload: web::Payload,
+    ) -> Result<Body<'a>, BodyError> {
+        // Without a length (chunked), assume the largest.
+        let expected = declared.unwrap_or(MAX_BODY_BYTES);
+        let room = if expected > SMALL_BODY_BYTES {
+            // MAX_BODY_BYTES fits in u32; the semaphore never closes.
+            let n = u32::try_from(expected).unwrap_or(u32::MAX);
+            Some(
+                self.bytes
+                    .acquire_many(n)
+                    .await
+                    .map_err(|e| BodyError::Read(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let mut bytes = web::BytesMut::with_capacity(expected.min(SMALL_BODY_BYTES));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+            if bytes.len() + chunk.len() > expected {
+                return Err(BodyError::TooLarge);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Body { bytes, _room: room })
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `…+json`).
+pub fn is_json(req: &HttpRequest) -> bool {
+    use actix_web::HttpMessage;
+    use actix_web::mime::JSON;
+    req.mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.subtype() == JSON || m.suffix() == Some(JSON))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, HttpResponse, body::to_bytes, post, test};
+
+    use super::*;
+
+    #[post("/")]
+    async fn echo(
+        budget: web::Data<BodyBudget>,
+        req: HttpRequest,
+        payload: web::Payload,
+    ) -> HttpResponse {
+        match budget.read(&req, payload).await {
+            Ok(body) => HttpResponse::Ok().body(body.bytes.len().to_string()),
+            Err(e) => HttpResponse::build(e.status()).body(e.to_string()),
+        }
+    }
+
+    async fn post(budget: &web::Data<BodyBudget>, body: Vec<u8>) -> (StatusCode, String) {
+        let app = test::init_service(App::new().app_data(budget.clone()).service(echo)).await;
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/")
+                .set_payload(body)
+                .to_request(),
+        )
+        .await;
+        let status = resp.status();
+        let text = to_bytes(resp.into_body()).await.expect("body");
+        (status, String::from_utf8_lossy(&text).into_owned())
+    }
+
+    #[actix_web::test]
+    async fn sizes_and_room() {
+        let budget = web::Data::new(BodyBudget::default());
+        assert_eq!(
+            post(&budget, vec![b'x'; 100]).await,
+            (StatusCode::OK, "100".into())
+        );
+        assert_eq!(
+            post(&budget, vec![b'x'; MAX_BODY_BYTES]).await,
+            (StatusCode::OK, MAX_BODY_BYTES.to_string())
+        );
+        assert_eq!(
+            post(&budget, vec![b'x'; MAX_BODY_BYTES + 1]).await.0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            budget.bytes.available_permits(),
+            LARGE_BODY_BUDGET,
+            "room is given back"
+        );
+    }
+
+    /// With the budget held by others, a large body waits (here: past the timeout, 408), a
+    /// small one does not wait at all.
+    #[actix_web::test]
+    async fn a_large_body_waits_for_room_a_small_one_does_not() {
+        let budget = web::Data::new(BodyBudget::default());
+        let held = budget
+            .bytes
+            .acquire_many(u32::try_from(LARGE_BODY_BUDGET).expect("fits"))
+            .await
+            .expect("all the room");
+        let started = std::time::Instant::now();
+        assert_eq!(
+            post(&budget, vec![b'x'; 1000]).await,
+            (StatusCode::OK, "1000".into())
+        );
+        assert!(
+            started.elapsed() < BODY_TIMEOUT,
+            "the small body did not queue"
+        );
+        let (status, _) = post(&budget, vec![b'x'; SMALL_BODY_BYTES + 1]).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        drop(held);
+        let (status, _) = post(&budget, vec![b'x'; SMALL_BODY_BYTES + 1]).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
