@@ -203,6 +203,21 @@ async fn refusals_and_warnings(s: &Setup) {
     let out = apply(&unique("good"), good);
     assert!(out.status.success(), "{}", stderr(&out));
 
+    // A CSR whose AdmissionReview is over the webhook's 1 MiB: kubectl says so.
+    let huge = certpair::pki::csr_builder::RequestBuilder {
+        sans: vec!["a".repeat(620_000)],
+        ..certpair::pki::csr_builder::RequestBuilder::cn(app)
+    }
+    .to_pem(&ec_key())
+    .expect("a large request");
+    let out = apply(&unique("huge"), &huge);
+    assert!(!out.status.success(), "a CSR over 1 MiB must be refused");
+    assert!(
+        stderr(&out).contains("the body is larger than 1048576 bytes"),
+        "{}",
+        stderr(&out)
+    );
+
     // A request naming no Application is admitted with a warning kubectl prints.
     let out = apply(
         &unique("orphan"),
