@@ -85,6 +85,10 @@ token=$(kubectl create token certpair-controller -n certpair-system --duration 2
   kubectl config set-context certpair --cluster local --user certpair-controller >/dev/null
   kubectl config use-context certpair >/dev/null
 )
+if grep -q 'client-key-data\|client-certificate-data' "$sa_kubeconfig"; then
+  echo "error: $sa_kubeconfig holds client certificate credentials; it must hold only the token" >&2
+  exit 1
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # The webhook listens where the local webhook configuration points; certpair makes its own CA
 # and serving certificate and injects the caBundle.
