@@ -16,17 +16,22 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
 
+# The control plane named by KUBECONFIG, or one of the benchmarks' own (stopped on exit).
+control_plane() {
+  ensure_packages
+  ensure_rust
+  hack/control-plane.sh build
+  if [[ -z "${KUBECONFIG:-}" ]]; then
+    export CERTPAIR_CONTROL_PLANE_DIR="$root/target/control-plane-bench"
+    trap 'hack/control-plane.sh down' EXIT
+    eval "$(hack/control-plane.sh up)"
+  fi
+  export PATH="$root/hack/bin:$PATH"
+}
+
 case "${1:-}" in
   csr)
-    ensure_packages
-    ensure_rust
-    hack/control-plane.sh build
-    if [[ -z "${KUBECONFIG:-}" ]]; then
-      export CERTPAIR_CONTROL_PLANE_DIR="$root/target/control-plane-bench"
-      trap 'hack/control-plane.sh down' EXIT
-      eval "$(hack/control-plane.sh up)"
-    fi
-    export PATH="$root/hack/bin:$PATH"
+    control_plane
     cargo bench --locked --bench csr -- "${2:-1000}"
     ;;
   webhook)
@@ -40,15 +45,7 @@ case "${1:-}" in
     cargo bench --locked --bench webhook -- "${2:-10}"
     ;;
   flood)
-    ensure_packages
-    ensure_rust
-    hack/control-plane.sh build
-    if [[ -z "${KUBECONFIG:-}" ]]; then
-      export CERTPAIR_CONTROL_PLANE_DIR="$root/target/control-plane-bench"
-      trap 'hack/control-plane.sh down' EXIT
-      eval "$(hack/control-plane.sh up)"
-    fi
-    export PATH="$root/hack/bin:$PATH"
+    control_plane
     cargo test --locked --test webhook_flood -- --nocapture 2>&1 \
       | grep -E '^(flood:|kubectl create during|test result)'
     ;;

@@ -184,26 +184,14 @@ async fn a_replaced_signing_ca_is_used_without_restart() {
     controller
         .wait_metric(r#"certpair_signing_ca_problem{reason="key_mismatch"} 1"#)
         .await;
-    support::poll(
-        "a Warning Event on the signing CA Secret",
-        Duration::from_secs(15),
-        || {
-            let out = run(cluster.kubectl().args([
-                "get",
-                "events.events.k8s.io",
-                "-n",
-                "certpair-system",
-                "--field-selector",
-                "regarding.name=certpair-signing-ca",
-                "-o",
-                "jsonpath={.items[*].note}",
-            ]));
-            let notes = String::from_utf8_lossy(&out.stdout).to_string();
-            (notes.contains("key_mismatch") && notes.contains("still signing with the previous CA"))
-                .then_some(())
-        },
-    )
-    .await;
+    cluster
+        .wait_event(
+            "certpair-system",
+            "certpair-signing-ca",
+            "note",
+            &["key_mismatch", "still signing with the previous CA"],
+        )
+        .await;
     let during = request_certificate(&who, "during-bad-ca", &app, d);
     let Outcome::Issued(chain) = wait_outcome(&cluster.client, &during).await else {
         panic!("not issued with the previous CA:\n{}", controller.logs());

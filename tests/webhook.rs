@@ -97,28 +97,10 @@ struct Setup {
 impl Setup {
     async fn start() -> Self {
         let cluster = Cluster::connect().await;
-        let secrets: Api<Secret> = support::webhook::start_from_nothing(&cluster).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let installed = support::webhook::install(&cluster, port, dir.path());
-
-        let addr = format!("127.0.0.1:{port}");
-        let controller = cluster
-            .start_controller(&[
-                "--webhook-addr",
-                &addr,
-                "--webhook-ips",
-                "127.0.0.1",
-                "--webhook-dns-names",
-                "localhost",
-                "--webhook-drain-seconds",
-                "4",
-            ])
-            .await;
+        let (port, installed, controller) =
+            support::webhook::serve(&cluster, dir.path(), &["--webhook-drain-seconds", "4"]).await;
+        let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "certpair-system");
 
         // The Secrets appear and the bundle is injected.
         let configs: Api<ValidatingWebhookConfiguration> = Api::all(cluster.client.clone());
@@ -210,7 +192,12 @@ async fn refusals_and_warnings(s: &Setup) {
     }
     .to_pem(&ec_key())
     .expect("a large request");
-    let out = apply(&unique("huge"), &huge);
+    // `create`, not `apply`: apply would copy the request into an annotation, which the
+    // apiserver caps at 256 KiB before the webhook is asked.
+    let name = unique("huge");
+    let file = s.dir.path().join(format!("{name}.yaml"));
+    std::fs::write(&file, csr_manifest(&name, &huge)).expect("write");
+    let out = run(s.who.kubectl().args(["create", "-f"]).arg(&file));
     assert!(!out.status.success(), "a CSR over 1 MiB must be refused");
     assert!(
         stderr(&out).contains("the body is larger than 1048576 bytes"),
@@ -415,25 +402,14 @@ async fn repairs(s: &Setup) {
             ))
             .await;
     }
-    support::poll(
-        "Events on the webhook configuration",
-        Duration::from_secs(15),
-        || {
-            let out = run(cluster.kubectl().args([
-                "get",
-                "events.events.k8s.io",
-                "-n",
-                "default",
-                "--field-selector",
-                &format!("regarding.name={CONFIG}"),
-                "-o",
-                "jsonpath={.items[*].reason}",
-            ]));
-            let reasons = String::from_utf8_lossy(&out.stdout).to_string();
-            (reasons.contains("CABundleInjected") && reasons.contains("CARotated")).then_some(())
-        },
-    )
-    .await;
+    cluster
+        .wait_event(
+            "default",
+            CONFIG,
+            "reason",
+            &["CABundleInjected", "CARotated"],
+        )
+        .await;
 }
 
 /// A leaked controller token cannot turn the configuration against the cluster: as certpair's
@@ -542,26 +518,14 @@ async fn configuration_as_shipped(s: &Setup) {
     controller
         .wait_metric(r#"certpair_webhook_certificate_repairs_total{kind="configuration_drift"}"#)
         .await;
-    support::poll(
-        "an Event naming the restored field",
-        Duration::from_secs(15),
-        || {
-            let out = run(cluster.kubectl().args([
-                "get",
-                "events.events.k8s.io",
-                "-n",
-                "default",
-                "--field-selector",
-                &format!("regarding.name={CONFIG}"),
-                "-o",
-                "jsonpath={.items[*].note}",
-            ]));
-            let notes = String::from_utf8_lossy(&out.stdout).to_string();
-            (notes.contains("restored its webhook configuration") && notes.contains("rules"))
-                .then_some(())
-        },
-    )
-    .await;
+    cluster
+        .wait_event(
+            "default",
+            CONFIG,
+            "note",
+            &["restored its webhook configuration", "rules"],
+        )
+        .await;
 }
 
 /// Bad input straight to the TLS listener.

@@ -22,25 +22,8 @@ const PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
 #[tokio::test]
 async fn a_flood_of_large_bodies_neither_exhausts_memory_nor_blocks_admission() {
     let cluster = Cluster::connect().await;
-    support::webhook::start_from_nothing(&cluster).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let _installed = support::webhook::install(&cluster, port, dir.path());
-    let addr = format!("127.0.0.1:{port}");
-    let controller = cluster
-        .start_controller(&[
-            "--webhook-addr",
-            &addr,
-            "--webhook-ips",
-            "127.0.0.1",
-            "--webhook-dns-names",
-            "localhost",
-        ])
-        .await;
+    let (port, _installed, controller) = support::webhook::serve(&cluster, dir.path(), &[]).await;
     let app = unique("flooded");
     application(&cluster.client, &app, None).await;
     let who = requester(&cluster, Some(&app)).await;

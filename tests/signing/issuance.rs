@@ -357,23 +357,9 @@ async fn bad_requests_are_denied_with_a_precise_reason() {
     // The Event follows the decision; wait for it (bounded), then a person reading
     // `kubectl describe csr` sees the reason and the message.
     let denied = names[3].clone();
-    let selector = format!("regarding.name={denied}");
-    crate::support::poll("the KeyTooWeak Event", Duration::from_secs(15), || {
-        let out = run(cluster.kubectl().args([
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            "default",
-            "--field-selector",
-            &selector,
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ]));
-        String::from_utf8_lossy(&out.stdout)
-            .contains("KeyTooWeak")
-            .then_some(())
-    })
-    .await;
+    cluster
+        .wait_event("default", &denied, "reason", &["KeyTooWeak"])
+        .await;
     let out = run(cluster.kubectl().args(["describe", "csr", &denied]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

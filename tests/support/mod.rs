@@ -381,6 +381,34 @@ pub struct ControllerProcess {
 }
 
 impl Cluster {
+    /// Waits (bounded) until the Events about object `name` in `namespace`, as kubectl lists
+    /// them, show every one of `needles` in their `field` (`reason` or `note`).
+    pub async fn wait_event(&self, namespace: &str, name: &str, field: &str, needles: &[&str]) {
+        let selector = format!("regarding.name={name}");
+        let jsonpath = format!("jsonpath={{.items[*].{field}}}");
+        poll(
+            &format!("Events on {name} with {needles:?}"),
+            Duration::from_secs(15),
+            || {
+                let out = run(self.kubectl().args([
+                    "get",
+                    "events.events.k8s.io",
+                    "-n",
+                    namespace,
+                    "--field-selector",
+                    &selector,
+                    "-o",
+                    &jsonpath,
+                ]));
+                let seen = String::from_utf8_lossy(&out.stdout).to_string();
+                needles.iter().all(|n| seen.contains(n)).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+impl Cluster {
     /// Installs the CRD, namespace and RBAC from `manifests/` with kubectl, as an operator would.
     pub async fn install_manifests(&self) {
         self.ensure_crd().await;

@@ -104,3 +104,31 @@ pub fn tls_connect(port: u16) -> Option<openssl::ssl::SslStream<std::net::TcpStr
     let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     config.connect("127.0.0.1", tcp).ok()
 }
+
+/// A controller serving the webhook from nothing (its Secrets deleted) on a free loopback port,
+/// with certpair's webhook configuration pointing at it; `extra` are more controller flags.
+pub async fn serve(
+    cluster: &Cluster,
+    dir: &Path,
+    extra: &[&str],
+) -> (u16, InstalledConfig, super::ControllerProcess) {
+    start_from_nothing(cluster).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let installed = install(cluster, port, dir);
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--webhook-addr",
+        addr.as_str(),
+        "--webhook-ips",
+        "127.0.0.1",
+        "--webhook-dns-names",
+        "localhost",
+    ];
+    args.extend_from_slice(extra);
+    let controller = cluster.start_controller(&args).await;
+    (port, installed, controller)
+}
