@@ -21,17 +21,25 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Bodies up to this size are read without taking room from the budget.
 pub const SMALL_BODY_BYTES: usize = 64 * 1024;
-/// Bytes of large bodies held at once across all connections of a listener.
-pub const LARGE_BODY_BUDGET: usize = 8 * MAX_BODY_BYTES;
+/// Bytes of large bodies held at once across all connections of a listener: room for four
+/// 1 MiB reviews (a real one is a few KiB; the apiserver sends one per CSR created).
+pub const LARGE_BODY_BUDGET: usize = 4 * MAX_BODY_BYTES;
 /// Time to receive a whole body, including any wait for room: the apiserver's own webhook
 /// timeout is 5 s, so a body still arriving after that serves nobody.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time to receive a request's head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle kept-alive connection stays open: longer than the apiserver's own idle
+/// timeout for webhook connections (90 s, Go's default), so it is always the client that
+/// closes an idle connection. The other way round, the apiserver can send a review on a
+/// connection the server is just closing, and Go does not retry a POST. It also keeps the
+/// apiserver's connections through a flood, when a new one would wait behind the flood's in
+/// the listen backlog.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(100);
 /// Concurrent connections per worker thread; further ones wait in the listen backlog.
-pub const MAX_CONNECTIONS_PER_WORKER: usize = 256;
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 128;
 /// TLS handshakes in progress per worker thread.
-pub const MAX_HANDSHAKES_PER_WORKER: usize = 64;
+pub const MAX_HANDSHAKES_PER_WORKER: usize = 32;
 
 /// Room for large bodies, shared by every connection of one listener.
 pub struct BodyBudget {
@@ -113,7 +121,12 @@ impl BodyBudget {
         } else {
             None
         };
-        let mut bytes = web::BytesMut::with_capacity(expected.min(SMALL_BODY_BYTES));
+        // All at once when the length is declared (the room for it is held): growing by
+        // doubling would copy, and briefly hold, up to twice the body.
+        let mut bytes = web::BytesMut::with_capacity(match declared {
+            Some(n) => n,
+            None => SMALL_BODY_BYTES,
+        });
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
             if bytes.len() + chunk.len() > expected {

@@ -271,7 +271,7 @@ impl Authority {
         now: i64,
         profile: Profile<'_>,
     ) -> Result<Issued, AuthorityError> {
-        let window = profile::window(now, lifetime, self.window)?;
+        let window = profile::window(now, lifetime, profile.lifetime_from(), self.window)?;
         let ca = self.certificate();
         let serial = random_serial()?;
 

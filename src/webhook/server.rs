@@ -185,6 +185,7 @@ pub fn https_server(
     .max_connections(limits::MAX_CONNECTIONS_PER_WORKER)
     .max_connection_rate(limits::MAX_HANDSHAKES_PER_WORKER)
     .client_request_timeout(limits::HEAD_TIMEOUT)
+    .keep_alive(limits::KEEP_ALIVE)
     // In-flight reviews take milliseconds; this bounds a drain held open by a slow client
     // well inside Kubernetes' default 30 s termination grace period.
     .shutdown_timeout(10)

@@ -122,11 +122,35 @@ pub enum WindowError {
     CaNotYetValid { ca_not_before: i64 },
 }
 
-/// NotBefore = now − 5 min but never before the CA's NotBefore; NotAfter = NotBefore +
-/// lifetime, truncated to the CA's NotAfter. Both ends are backdated, as kube-controller-manager
-/// does, so a certificate is never valid for longer than the lifetime asked for. A CA that is
-/// expired (or not yet valid) signs nothing.
-pub fn window(now: i64, lifetime: Duration, ca: Window) -> Result<Window, WindowError> {
+/// Where a profile's lifetime counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifetimeFrom {
+    /// NotAfter = NotBefore + lifetime: both ends backdated, as kube-controller-manager does for
+    /// CSRs, so a certificate is never valid longer than its requester asked (client profile).
+    NotBefore,
+    /// NotAfter = now + lifetime: certpair's own serving certificates, whose lifetimes may be
+    /// shorter than the backdating (a minute, in tests) and must still be usable for it.
+    Now,
+}
+
+impl Profile<'_> {
+    pub(crate) fn lifetime_from(&self) -> LifetimeFrom {
+        match self {
+            Self::Client => LifetimeFrom::NotBefore,
+            Self::Ca | Self::Serving { .. } => LifetimeFrom::Now,
+        }
+    }
+}
+
+/// NotBefore = now − 5 min but never before the CA's NotBefore; NotAfter = NotBefore or now
+/// (see [`LifetimeFrom`]) + lifetime, truncated to the CA's NotAfter. A CA that is expired (or
+/// not yet valid) signs nothing.
+pub fn window(
+    now: i64,
+    lifetime: Duration,
+    from: LifetimeFrom,
+    ca: Window,
+) -> Result<Window, WindowError> {
     if now >= ca.not_after {
         return Err(WindowError::CaExpired {
             ca_not_after: ca.not_after,
@@ -140,9 +164,13 @@ pub fn window(now: i64, lifetime: Duration, ca: Window) -> Result<Window, Window
     let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
     let backdate = i64::try_from(BACKDATE.as_secs()).unwrap_or(0);
     let not_before = (now - backdate).max(ca.not_before);
+    let start = match from {
+        LifetimeFrom::NotBefore => not_before,
+        LifetimeFrom::Now => now,
+    };
     Ok(Window {
         not_before,
-        not_after: not_before.saturating_add(lifetime).min(ca.not_after),
+        not_after: start.saturating_add(lifetime).min(ca.not_after),
     })
 }
 
@@ -156,7 +184,13 @@ mod tests {
             not_before: 1_000,
             not_after: 100_000,
         };
-        let w = window(50_000, Duration::from_secs(3600), ca).expect("valid");
+        let w = window(
+            50_000,
+            Duration::from_secs(3600),
+            LifetimeFrom::NotBefore,
+            ca,
+        )
+        .expect("valid");
         assert_eq!(
             w,
             Window {
@@ -166,11 +200,26 @@ mod tests {
             "valid for exactly the lifetime"
         );
         // Never before the CA's own NotBefore.
-        let w = window(1_100, Duration::from_secs(3600), ca).expect("valid");
+        let w = window(
+            1_100,
+            Duration::from_secs(3600),
+            LifetimeFrom::NotBefore,
+            ca,
+        )
+        .expect("valid");
         assert_eq!(w.not_before, 1_000);
         assert_eq!(w.not_after - w.not_before, 3600);
+        // A serving certificate's lifetime counts from now: a minute is a usable minute.
+        let w = window(50_000, Duration::from_secs(60), LifetimeFrom::Now, ca).expect("valid");
+        assert_eq!((w.not_before, w.not_after), (49_700, 50_060));
         // Truncated to the CA's NotAfter.
-        let w = window(99_000, Duration::from_secs(3600), ca).expect("valid");
+        let w = window(
+            99_000,
+            Duration::from_secs(3600),
+            LifetimeFrom::NotBefore,
+            ca,
+        )
+        .expect("valid");
         assert_eq!(w.not_after, 100_000);
     }
 
@@ -181,11 +230,11 @@ mod tests {
             not_after: 2_000,
         };
         assert!(matches!(
-            window(2_000, Duration::from_secs(600), ca),
+            window(2_000, Duration::from_secs(600), LifetimeFrom::Now, ca),
             Err(WindowError::CaExpired { .. })
         ));
         assert!(matches!(
-            window(999, Duration::from_secs(600), ca),
+            window(999, Duration::from_secs(600), LifetimeFrom::Now, ca),
             Err(WindowError::CaNotYetValid { .. })
         ));
     }
