@@ -71,19 +71,28 @@ mkdir -p "$work"
 # the admin's (copying the admin kubeconfig would leave the admin's client key in a file the
 # controller reads).
 sa_kubeconfig="$work/controller.kubeconfig"
-rm -f "$sa_kubeconfig"
-server=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
-kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' \
-  | base64 -d > "$work/cluster-ca.crt"
+server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+# --flatten embeds the CA even where the admin kubeconfig names a file.
+ca_data=$(kubectl config view --raw --minify --flatten \
+  -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
 token=$(kubectl create token certpair-controller -n certpair-system --duration 24h)
+# Written directly (0600), so the token never appears on a command line.
 (
   umask 077
-  export KUBECONFIG="$sa_kubeconfig"
-  kubectl config set-cluster local --server "$server" \
-    --certificate-authority "$work/cluster-ca.crt" --embed-certs >/dev/null
-  kubectl config set-credentials certpair-controller --token "$token" >/dev/null
-  kubectl config set-context certpair --cluster local --user certpair-controller >/dev/null
-  kubectl config use-context certpair >/dev/null
+  cat > "$sa_kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+  - name: local
+    cluster: {server: "$server", certificate-authority-data: "$ca_data"}
+users:
+  - name: certpair-controller
+    user: {token: "$token"}
+contexts:
+  - name: certpair
+    context: {cluster: local, user: certpair-controller}
+current-context: certpair
+KUBECONFIG
 )
 if grep -q 'client-key-data\|client-certificate-data' "$sa_kubeconfig"; then
   echo "error: $sa_kubeconfig holds client certificate credentials; it must hold only the token" >&2

@@ -464,6 +464,21 @@ async fn configuration_as_shipped(s: &Setup) {
             "may not point the webhook elsewhere",
         ),
         (
+            "an owner (the garbage collector would delete the configuration)",
+            &|c: &mut ValidatingWebhookConfiguration| {
+                c.metadata.owner_references = Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "ConfigMap".into(),
+                        name: "gone".into(),
+                        uid: "00000000-0000-0000-0000-000000000000".into(),
+                        ..Default::default()
+                    },
+                ])
+            },
+            "may not change the configuration's owners",
+        ),
+        (
             "failurePolicy Ignore",
             &|c: &mut ValidatingWebhookConfiguration| {
                 c.webhooks.as_mut().expect("webhooks")[0].failure_policy = Some("Ignore".into())
@@ -481,6 +496,29 @@ async fn configuration_as_shipped(s: &Setup) {
             other => panic!("{what}: the ServiceAccount's write was not refused: {other:?}"),
         }
     }
+    // Nor may it write the ConfigMap that says where the webhook lives (RBAC lets it create
+    // ConfigMaps, for its trust bundle).
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(sa.client.clone(), "certpair-system");
+    let forged = k8s_openapi::api::core::v1::ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("certpair-webhook".into()),
+            ..Default::default()
+        },
+        data: Some([("url".to_string(), "https://attacker.example/".to_string())].into()),
+        ..Default::default()
+    };
+    match maps.create(&Default::default(), &forged).await {
+        Err(kube::Error::Api(status)) => assert!(
+            status
+                .message
+                .contains("may not create or change ConfigMap certpair-webhook"),
+            "{}",
+            status.message
+        ),
+        other => panic!("creating ConfigMap certpair-webhook was not refused: {other:?}"),
+    }
+
     let config = edited(configs, &|c: &mut ValidatingWebhookConfiguration| {
         c.webhooks.as_mut().expect("webhooks")[0]
             .client_config

@@ -105,6 +105,8 @@ pub enum Error {
     Sign(#[from] crate::pki::authority::AuthorityError),
     #[error("encoding the CSR failed: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("the cached CSR has no resourceVersion to make the write conditional on")]
+    NoResourceVersion,
 }
 
 /// What kind of failure an [`Error`] is: how [`error_policy`] retries it, and its metric label.
@@ -138,7 +140,7 @@ impl Error {
             Self::Kube(_) => ErrorKind::Api,
             Self::NoCa => ErrorKind::NoCa,
             Self::Sign(_) => ErrorKind::Sign,
-            Self::Encode(_) => ErrorKind::Encode,
+            Self::Encode(_) | Self::NoResourceVersion => ErrorKind::Encode,
         }
     }
 }
@@ -191,15 +193,25 @@ pub fn slim(csr: &mut CertificateSigningRequest) {
 
 /// The approver/signer for one leader term: a watch of the CSRs of certpair's signer (cached
 /// slimmed), every CSR reconciled again when Applications change. Runs until dropped.
-pub async fn run(ctx: Arc<Context>, workers: u16, app_changes: watch::Receiver<()>) {
+pub async fn run(
+    ctx: Arc<Context>,
+    workers: u16,
+    streaming_lists: bool,
+    app_changes: watch::Receiver<()>,
+) {
     let csrs: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
     // The initial list as a stream of single objects (WatchList, `sendInitialEvents`), each
     // slimmed as it arrives: a paged list holds whole pages of full objects at once, and CSRs
     // carry whatever annotations their creators gave them (hundreds of KiB each), so a restart
-    // among many such CSRs would cost hundreds of MiB.
-    let only_ours = watcher::Config::default()
-        .fields(&format!("spec.signerName={}", ctx.signer_name))
-        .streaming_lists();
+    // among many such CSRs would cost hundreds of MiB. Where the apiserver cannot stream,
+    // small pages bound the same cost.
+    let only_ours =
+        watcher::Config::default().fields(&format!("spec.signerName={}", ctx.signer_name));
+    let only_ours = if streaming_lists {
+        only_ours.streaming_lists()
+    } else {
+        only_ours.page_size(50)
+    };
     let app_changes = futures::stream::unfold(app_changes, |mut rx| async move {
         rx.changed().await.ok().map(|()| ((), rx))
     });
@@ -389,7 +401,7 @@ async fn sign(
     // With the cached resourceVersion: if anyone (another leader) wrote first, this conflicts
     // instead of replacing their certificate. Only the certificate is sent (see set_condition).
     let patch = serde_json::json!({
-        "metadata": { "resourceVersion": csr.metadata.resource_version },
+        "metadata": { "resourceVersion": resource_version(&csr)? },
         "status": { "certificate": ByteString(issued.chain_pem) },
     });
     let written = Api::<CertificateSigningRequest>::all(ctx.client.clone())
@@ -443,6 +455,7 @@ async fn set_condition(
     subresource: &str,
 ) -> Result<CertificateSigningRequest, Error> {
     let now = Time(Timestamp::now());
+    let resource_version = resource_version(&csr)?.to_owned();
     let conditions = csr
         .status
         .get_or_insert_default()
@@ -457,7 +470,7 @@ async fn set_condition(
         last_transition_time: Some(now),
     });
     let patch = serde_json::json!({
-        "metadata": { "resourceVersion": csr.metadata.resource_version },
+        "metadata": { "resourceVersion": resource_version },
         "status": { "conditions": conditions },
     });
     let written = Api::<CertificateSigningRequest>::all(ctx.client.clone())
@@ -472,6 +485,15 @@ async fn set_condition(
     let mut written = written;
     slim(&mut written);
     Ok(written)
+}
+
+/// The resourceVersion a write is conditional on. Without one the patch would not be
+/// conditional at all (it would read as `null`), so a missing one is an error, never a blind write.
+fn resource_version(csr: &CertificateSigningRequest) -> Result<&str, Error> {
+    csr.metadata
+        .resource_version
+        .as_deref()
+        .ok_or(Error::NoResourceVersion)
 }
 
 /// Merge patches under certpair's field manager.

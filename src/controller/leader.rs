@@ -32,6 +32,8 @@ pub struct LeaderContext {
     pub generate_ca: bool,
     pub ca_validity: Duration,
     pub workers: u16,
+    /// Initial list of CSRs as a stream (WatchList) rather than in pages.
+    pub streaming_lists: bool,
     pub identity: String,
     pub lease_seconds: u64,
     pub metrics: Arc<Metrics>,
@@ -261,7 +263,7 @@ async fn lead(s: LeaderContext) {
         issued: issued_tx,
         retries: csr::Retries::default(),
     });
-    let controller = csr::run(ctx, s.workers, s.app_changes.clone());
+    let controller = csr::run(ctx, s.workers, s.streaming_lists, s.app_changes.clone());
     info!(signer = %s.signer_name, "approving and signing");
     tokio::join!(ca_task, status_task, controller, webhook_task);
 }

@@ -44,6 +44,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         identity,
         lease_duration_seconds,
         webhook,
+        streaming_lists,
         workers,
         log,
     } = args;
@@ -100,6 +101,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         generate_ca,
         ca_validity: Duration::from_secs(ca_validity_days * 86_400),
         workers,
+        streaming_lists,
         identity: identity.clone(),
         lease_seconds: lease_duration_seconds,
         metrics: metrics.clone(),

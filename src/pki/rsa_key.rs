@@ -7,13 +7,25 @@
 //! Runs on every RSA request before its signature is verified: the exponent bound is also what
 //! keeps a review cheap (verification costs grow with the exponent; a 2^2048 one costs
 //! milliseconds).
+//!
+//! The one costly step is the test for a prime or prime-power modulus: a modular
+//! exponentiation with an exponent as long as the modulus, about 1 ms at 2048 bits but some
+//! 150 ms at 8192 here. Its verdicts are cached by the modulus's SHA-256, and a caller that
+//! anyone can reach (the admission webhook) runs it only up to [`ADMISSION_STRUCTURE_BITS`];
+//! the approver and the signer run it for every size policy accepts, once per key.
 
-use std::fmt;
+use std::{collections::HashMap, fmt, sync::Mutex};
 
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 
 /// Moduli above this are refused by policy anyway; they skip the costly checks here.
 pub const MAX_CHECKED_BITS: i32 = 8192;
+/// The largest modulus the admission webhook tests for a prime or prime-power structure
+/// (a few milliseconds at most); larger keys get every other check there, and this one from
+/// the approver.
+pub const ADMISSION_STRUCTURE_BITS: i32 = 3072;
+/// Verdicts remembered; past this the cache starts over.
+const CACHE_ENTRIES: usize = 4096;
 /// Trial division by the odd primes below this, as OpenSSL's public check does (it takes the
 /// gcd with their product).
 const SMALL_PRIME_BOUND: u32 = 752;
@@ -23,11 +35,15 @@ const SMALL_PRIME_BOUND: u32 = 752;
 pub enum RsaKeyProblem {
     ExponentEven,
     ExponentTooSmall(String),
-    ExponentTooLarge { bits: i32 },
+    ExponentTooLarge {
+        bits: i32,
+    },
     ModulusEven,
     SmallFactor(u32),
     ModulusPrime,
     ModulusPrimePower,
+    /// The structure test itself failed (OpenSSL could not compute): refuse rather than guess.
+    Unchecked,
 }
 
 impl fmt::Display for RsaKeyProblem {
@@ -49,12 +65,14 @@ impl fmt::Display for RsaKeyProblem {
             Self::ModulusPrimePower => f.write_str(
                 "its modulus is a power of a prime, so the private key follows from the public key",
             ),
+            Self::Unchecked => f.write_str("its modulus could not be checked"),
         }
     }
 }
 
-/// Checks modulus `n` and exponent `e` of an RSA public key; cheap checks first.
-pub fn check(n: &BigNumRef, e: &BigNumRef) -> Result<(), RsaKeyProblem> {
+/// Checks modulus `n` and exponent `e` of an RSA public key; cheap checks first. The prime
+/// and prime-power test runs for moduli of up to `structure_bits` bits.
+pub fn check(n: &BigNumRef, e: &BigNumRef, structure_bits: i32) -> Result<(), RsaKeyProblem> {
     if !e.is_bit_set(0) {
         return Err(RsaKeyProblem::ExponentEven);
     }
@@ -78,7 +96,35 @@ pub fn check(n: &BigNumRef, e: &BigNumRef) -> Result<(), RsaKeyProblem> {
             return Err(RsaKeyProblem::SmallFactor(p));
         }
     }
-    fermat_structure(n)
+    if n.num_bits() > structure_bits {
+        return Ok(());
+    }
+    cached_structure(n)
+}
+
+/// [`fermat_structure`], remembered by the modulus's SHA-256: the approver sees a pending
+/// request again whenever Applications change, and a verdict never changes.
+fn cached_structure(n: &BigNumRef) -> Result<(), RsaKeyProblem> {
+    type Verdicts = HashMap<[u8; 32], Result<(), RsaKeyProblem>>;
+    static VERDICTS: Mutex<Option<Verdicts>> = Mutex::new(None);
+    let key = openssl::sha::sha256(&n.to_vec());
+    let lock = || {
+        VERDICTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(verdict) = lock().as_ref().and_then(|m| m.get(&key)) {
+        return verdict.clone();
+    }
+    // Computed without the lock held: it takes milliseconds.
+    let verdict = fermat_structure(n);
+    let mut cache = lock();
+    let map = cache.get_or_insert_with(HashMap::new);
+    if map.len() >= CACHE_ENTRIES {
+        map.clear();
+    }
+    map.insert(key, verdict.clone());
+    verdict
 }
 
 /// One base-2 Fermat step with the factor check of FIPS 186-5's enhanced Miller-Rabin test
@@ -104,11 +150,12 @@ fn fermat_structure(n: &BigNumRef) -> Result<(), RsaKeyProblem> {
         g.gcd(&x_minus_1, n, &mut ctx)?;
         Ok((g != one).then_some(RsaKeyProblem::ModulusPrimePower))
     };
-    // Arithmetic on a well-formed odd modulus does not fail; if OpenSSL ever did, refusing
-    // would be safe but wrong to blame on the key, so only a found problem refuses.
     match super::openssl_check(structure) {
+        Ok(None) => Ok(()),
         Ok(Some(problem)) => Err(problem),
-        _ => Ok(()),
+        // Arithmetic on an odd modulus does not fail short of memory; refuse rather than
+        // certify a key nobody checked.
+        Err(_) => Err(RsaKeyProblem::Unchecked),
     }
 }
 
@@ -148,7 +195,7 @@ mod tests {
     #[test]
     fn a_real_key_passes() {
         let key = Rsa::generate(2048).expect("rsa");
-        assert_eq!(check(key.n(), key.e()), Ok(()));
+        assert_eq!(check(key.n(), key.e(), MAX_CHECKED_BITS), Ok(()));
     }
 
     /// Each flaw has its own answer.
@@ -210,7 +257,7 @@ mod tests {
         ];
         let mut messages = Vec::new();
         for (name, n, e, want) in cases {
-            let got = check(&n, &e);
+            let got = check(&n, &e, MAX_CHECKED_BITS);
             assert_eq!(got, Err(want), "{name}");
             messages.push(got.expect_err(name).to_string());
         }
@@ -226,5 +273,24 @@ mod tests {
         assert_eq!(primes.first(), Some(&3));
         assert_eq!(primes.last(), Some(&751));
         assert_eq!(primes.len(), 132, "the 133 primes up to 751, less 2");
+    }
+
+    /// Above the caller's bound the structure test is skipped (the webhook's), below it the
+    /// answer is the same from the cache.
+    #[test]
+    fn the_structure_test_is_bounded_by_the_caller() {
+        let e = bn("65537");
+        let p = prime(2048);
+        assert_eq!(
+            check(&p, &e, 1024),
+            Ok(()),
+            "too large for this caller: skipped"
+        );
+        assert_eq!(check(&p, &e, 2048), Err(RsaKeyProblem::ModulusPrime));
+        assert_eq!(
+            check(&p, &e, 2048),
+            Err(RsaKeyProblem::ModulusPrime),
+            "cached"
+        );
     }
 }

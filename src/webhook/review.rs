@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 
 use crate::{
     limits::{self, BodyBudget},
-    pki::csr::parse_pem,
+    pki::csr::parse_pem_for_admission,
     policy::{self, ApplicationRules, Decision, Defaults, Denial, Facts, RequestSpec},
 };
 
@@ -55,7 +55,7 @@ pub fn review_csr(
     if csr.spec.signer_name != signer_name {
         return admit(Vec::new());
     }
-    let parsed = match parse_pem(&csr.spec.request.0) {
+    let parsed = match parse_pem_for_admission(&csr.spec.request.0) {
         Ok(p) => p,
         Err(e) => return deny(policy::unreadable(&e)),
     };

@@ -229,8 +229,19 @@ impl ParsedRequest {
     }
 }
 
-/// Parses one PEM `CERTIFICATE REQUEST`, verifies its self-signature and reports its contents.
+/// Parses one PEM `CERTIFICATE REQUEST`, verifies its self-signature and reports its contents,
+/// with every RSA key check (the approver's and signer's).
 pub fn parse_pem(pem: &[u8]) -> Result<ParsedRequest, CsrError> {
+    parse_pem_checking(pem, rsa_key::MAX_CHECKED_BITS)
+}
+
+/// [`parse_pem`] for a caller anyone may reach (the admission webhook): the costly RSA
+/// structure test only up to [`rsa_key::ADMISSION_STRUCTURE_BITS`].
+pub fn parse_pem_for_admission(pem: &[u8]) -> Result<ParsedRequest, CsrError> {
+    parse_pem_checking(pem, rsa_key::ADMISSION_STRUCTURE_BITS)
+}
+
+fn parse_pem_checking(pem: &[u8], structure_bits: i32) -> Result<ParsedRequest, CsrError> {
     if pem.iter().all(u8::is_ascii_whitespace) {
         return Err(CsrError::Empty);
     }
@@ -248,20 +259,24 @@ pub fn parse_pem(pem: &[u8]) -> Result<ParsedRequest, CsrError> {
     if block.label != "CERTIFICATE REQUEST" {
         return Err(CsrError::WrongLabel(block.label.clone()));
     }
-    parse_der(&block.contents)
+    parse_der_checking(&block.contents, structure_bits)
 }
 
 /// Parses a DER PKCS#10 request (see [`parse_pem`]).
 pub fn parse_der(der: &[u8]) -> Result<ParsedRequest, CsrError> {
+    parse_der_checking(der, rsa_key::MAX_CHECKED_BITS)
+}
+
+fn parse_der_checking(der: &[u8], structure_bits: i32) -> Result<ParsedRequest, CsrError> {
     let (rest, req) =
         X509CertificationRequest::from_der(der).map_err(|e| CsrError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(CsrError::TrailingData(rest.len()));
     }
 
-    let public_key = match verify_common(der, &req) {
+    let public_key = match verify_common(der, &req, structure_bits) {
         Some(verified) => verified?,
-        None => verify_any(der)?,
+        None => verify_any(der, structure_bits)?,
     };
     let key = key_info(&public_key);
 
@@ -314,6 +329,7 @@ pub fn parse_der(der: &[u8]) -> Result<ParsedRequest, CsrError> {
 fn verify_common(
     der: &[u8],
     req: &X509CertificationRequest<'_>,
+    structure_bits: i32,
 ) -> Option<Result<PKey<Public>, CsrError>> {
     use oid_registry::{
         OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_SHA256WITHRSA,
@@ -355,7 +371,7 @@ fn verify_common(
     let key = if rsa {
         let key = Rsa::public_key_from_der(spki.raw).ok()?;
         // Before the signature: the exponent bounds what verifying costs.
-        if let Err(problem) = rsa_key::check(key.n(), key.e()) {
+        if let Err(problem) = rsa_key::check(key.n(), key.e(), structure_bits) {
             return Some(Err(CsrError::UnsafeRsaKey(problem)));
         }
         PKey::from_rsa(key)
@@ -408,7 +424,7 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 
 /// Signature check for any algorithm OpenSSL knows (RSA-PSS, Ed25519, SHA-1, ...): the
 /// slow but general path (see [`verify_common`]).
-fn verify_any(der: &[u8]) -> Result<PKey<Public>, CsrError> {
+fn verify_any(der: &[u8], structure_bits: i32) -> Result<PKey<Public>, CsrError> {
     let ossl = X509Req::from_der(der).map_err(|e| CsrError::Malformed(e.to_string()))?;
     let public_key = ossl
         .public_key()
@@ -416,7 +432,7 @@ fn verify_any(der: &[u8]) -> Result<PKey<Public>, CsrError> {
     // RSA and RSA-PSS keys: checked before the signature, as on the fast path.
     if matches!(public_key.id(), Id::RSA | Id::RSA_PSS) {
         let checked = super::openssl_check(|| public_key.rsa().ok())
-            .map(|rsa| rsa_key::check(rsa.n(), rsa.e()));
+            .map(|rsa| rsa_key::check(rsa.n(), rsa.e(), structure_bits));
         if let Some(Err(problem)) = checked {
             return Err(CsrError::UnsafeRsaKey(problem));
         }

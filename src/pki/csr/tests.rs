@@ -184,7 +184,10 @@ fn the_fast_path_accepts_nothing_the_general_path_refuses() {
     let good = der_of(&Req::cn("billing").pem(&key));
     let (_, req) = X509CertificationRequest::from_der(&good).expect("parse");
     assert!(
-        matches!(verify_common(&good, &req), Some(Ok(_))),
+        matches!(
+            verify_common(&good, &req, rsa_key::MAX_CHECKED_BITS),
+            Some(Ok(_))
+        ),
         "an ordinary RSA request takes the fast path"
     );
     let info = req.certification_request_info.raw.to_vec();
@@ -269,7 +272,10 @@ fn the_fast_path_accepts_nothing_the_general_path_refuses() {
         ),
     ];
     for (label, der) in variants {
-        assert!(verify_any(&der).is_err(), "{label}: OpenSSL refuses it");
+        assert!(
+            verify_any(&der, rsa_key::MAX_CHECKED_BITS).is_err(),
+            "{label}: OpenSSL refuses it"
+        );
         let result = parse_der(&der);
         assert!(
             result.is_err(),
