@@ -261,7 +261,7 @@ async fn lead(s: LeaderContext) {
         defaults: s.defaults.clone(),
         signer_name: s.signer_name.clone(),
         issued: issued_tx,
-        retries: csr::Retries::default(),
+        retries: super::retries::Retries::default(),
     });
     let controller = csr::run(ctx, s.workers, s.streaming_lists, s.app_changes.clone());
     info!(signer = %s.signer_name, "approving and signing");

@@ -4,7 +4,8 @@
 //! its signer. This file only wires those together:
 //! - `applications`: the Application cache;
 //! - `leader`: leader election and the leader term;
-//! - `csr`: the approver and signer; `signing_ca`: the signing CA and its trust bundle;
+//! - `csr`: the approver and signer (`retries`: its per-request backoff); `signing_ca`: the
+//!   signing CA and its trust bundle;
 //!   `app_status`: coalesced Application status writes;
 //! - the webhook lives in `crate::webhook`, its certificates in `crate::managed_tls`.
 
@@ -12,6 +13,7 @@ pub mod app_status;
 pub mod applications;
 pub mod csr;
 pub mod leader;
+pub mod retries;
 pub mod signing_ca;
 
 use std::{sync::Arc, time::Duration};
