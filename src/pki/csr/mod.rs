@@ -235,8 +235,8 @@ pub fn parse_pem(pem: &[u8]) -> Result<ParsedRequest, CsrError> {
     parse_pem_checking(pem, rsa_key::MAX_CHECKED_BITS)
 }
 
-/// [`parse_pem`] for a caller anyone may reach (the admission webhook): the costly RSA
-/// structure test only up to [`rsa_key::ADMISSION_STRUCTURE_BITS`].
+/// [`parse_pem`] for a caller anyone may reach (the admission webhook): every RSA check but the
+/// costly structure test (see [`rsa_key::ADMISSION_STRUCTURE_BITS`]).
 pub fn parse_pem_for_admission(pem: &[u8]) -> Result<ParsedRequest, CsrError> {
     parse_pem_checking(pem, rsa_key::ADMISSION_STRUCTURE_BITS)
 }
