@@ -162,7 +162,8 @@ cd "$root"
 
 echo
 echo "GET /metrics (certpair's own series):"
-curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^certpair_(csr_decisions|certificates_issued|signing_ca|leader|applications)'
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^certpair_(csr_decisions|certificates_issued|signing_ca|leader|applications)' \
+  | grep -v '^certpair_signing_ca_problem.* 0$' # a problem series shows only while it is 1
 
 cat <<TXT
 
