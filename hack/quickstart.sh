@@ -42,7 +42,8 @@ kubectl version
 say "installing certpair: CRD, namespace, least-privilege RBAC, admission webhook configuration"
 # The CRD comes from the binary itself (the README's command); the rest from manifests/.
 "$bin" crd | kubectl apply --server-side -f -
-kubectl wait --for condition=Established --timeout 30s crd/applications.certpair.dev
+kubectl wait --for condition=Established --timeout 30s \
+  crd/applications.certpair.dev crd/tokenrequests.certpair.dev crd/revocations.certpair.dev
 # Namespace, RBAC, the webhook configuration pointing at https://127.0.0.1:8443 and the
 # admission policy that keeps it so. --force-conflicts: this installs what certpair ships, over
 # any edit made since (say an admin's `kubectl replace` of the webhook configuration).

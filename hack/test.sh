@@ -19,7 +19,7 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
 say "generated CRD is fresh"
-crd=manifests/crd/applications.certpair.dev.yaml
+crd=manifests/crd/certpair.dev.yaml
 if ! cargo run --locked --quiet -- crd | diff -u "$crd" -; then
   echo "error: $crd is stale; regenerate it with: cargo run -- crd > $crd" >&2
   exit 1

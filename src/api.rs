@@ -39,6 +39,25 @@ pub const CA_KEY_KEY: &str = "ca.key";
 /// The webhook's own CA (`ca.crt`, `ca.key`) and serving certificate (`tls.crt`, `tls.key`).
 pub const WEBHOOK_CA_SECRET: &str = "certpair-webhook-ca";
 pub const WEBHOOK_TLS_SECRET: &str = "certpair-webhook-tls";
+/// The connector's own CA (`ca.crt`, `ca.key`) and serving certificate (`tls.crt`, `tls.key`),
+/// when certpair manages them.
+pub const CONNECTOR_CA_SECRET: &str = "certpair-connector-ca";
+pub const CONNECTOR_TLS_SECRET: &str = "certpair-connector-tls";
+/// The connector's serving CA bundle (key [`CA_CERT_KEY`]): what clients pin
+/// (`TokenRequest.status.caCertHash`) and may trust.
+pub const CONNECTOR_CA_CONFIGMAP: &str = "certpair-connector-ca";
+/// The signing CA's certificate revocation list: `crl.pem` in `data`, `crl.der` in
+/// `binaryData`, published by the leader and served by every connector replica.
+pub const CRL_CONFIGMAP: &str = "certpair-crl";
+pub const CRL_PEM_KEY: &str = "crl.pem";
+pub const CRL_DER_KEY: &str = "crl.der";
+/// Annotations on a CSR the connector creates: which TokenRequest (`namespace/name`) or which
+/// certificate (serial, hex) it renews.
+pub const TOKEN_REQUEST_ANNOTATION: &str = "certpair.dev/token-request";
+pub const RENEWS_ANNOTATION: &str = "certpair.dev/renews-serial";
+/// Label on every CSR the connector creates (its watch selects on it).
+pub const CONNECTOR_CSR_LABEL: (&str, &str) =
+    ("app.kubernetes.io/managed-by", "certpair-connector");
 
 /// RSA key sizes an Application may demand as its minimum (the schema's bounds).
 pub const MIN_RSA_BITS: i32 = policy::MIN_RSA_BITS as i32;
@@ -190,6 +209,10 @@ pub struct ApplicationStatus {
     /// NotAfter of the most recently issued certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_issued_not_after: Option<Time>,
+    /// When the application last called the connector's `management/info` (its heartbeat),
+    /// to about a minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Time>,
 }
 
 impl From<KeyAlgorithm> for policy::KeyAlgorithm {
@@ -244,13 +267,202 @@ impl From<&ApplicationSpec> for policy::ApplicationRules {
     }
 }
 
-/// The CRD manifest as committed under `manifests/crd/`, generated from the Rust types.
+/// Shortest and longest lifetime of a pairing token, in seconds.
+pub const MIN_TOKEN_TTL_SECONDS: i64 = 30;
+pub const MAX_TOKEN_TTL_SECONDS: i64 = 86_400;
+/// Token lifetime when `spec.ttlSeconds` is unset (Kyma's five minutes).
+pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 300;
+
+fn default_token_ttl() -> i64 {
+    DEFAULT_TOKEN_TTL_SECONDS
+}
+
+/// A one-time pairing token for an Application: whoever holds it may obtain one client
+/// certificate for that Application from the connector.
+///
+/// Creating one delegates a right the creator has: the admission webhook refuses the
+/// TokenRequest unless its creator may `request` the Application. The controller fills the
+/// status with the token, the URL to start pairing at and the pin of the connector's CA.
+// Several print columns share a type; clippy reads the repeated `type_` as a duplicate.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "certpair.dev",
+    version = "v1alpha1",
+    kind = "TokenRequest",
+    namespaced,
+    status = "TokenRequestStatus",
+    shortname = "ctr",
+    category = "certpair",
+    derive = "PartialEq",
+    printcolumn(
+        name = "Application",
+        type_ = "string",
+        json_path = ".spec.application"
+    ),
+    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expireAfter"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("self == oldSelf")
+    .message("spec is immutable; create a new TokenRequest"))]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequestSpec {
+    /// Name of the Application the token pairs.
+    #[schemars(length(min = 1, max = 64))]
+    pub application: String,
+    /// How long each token of this request stays good, in seconds (the first one from when
+    /// the controller issues it, the certificate token from when the first one is used).
+    #[serde(default = "default_token_ttl")]
+    #[schemars(range(min = MIN_TOKEN_TTL_SECONDS, max = MAX_TOKEN_TTL_SECONDS))]
+    pub ttl_seconds: i64,
+}
+
+/// Where a TokenRequest is in its life.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    /// A token is good: `status.token` (first step) or the one the connector handed out.
+    Ready,
+    /// The certificate was issued; nothing more can be done with this request.
+    Used,
+    /// No token was used in time.
+    Expired,
+    /// The request cannot be served (e.g. the CSR was denied); `message` says why.
+    Error,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Used => "Used",
+            Self::Expired => "Expired",
+            Self::Error => "Error",
+        }
+    }
+}
+
+/// What the current token is good for.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenStep {
+    /// `signingRequests/info` (Compass: the `configuration` query).
+    Info,
+    /// `certificates` (Compass: `signCertificateSigningRequest`).
+    Certificate,
+}
+
+/// Observed state of a TokenRequest, written by the controller and the connector.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequestStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<TokenState>,
+    /// What happened last, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The one-time token (64 random bytes, base64url). Cleared once used or expired; the
+    /// connector never reads it, only `tokenHash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// SHA-256 (hex) of the token that is good now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash: Option<String>,
+    /// What the current token is good for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<TokenStep>,
+    /// Where pairing starts: the connector's `signingRequests/info` URL with `?token=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// When the current token stops being good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after: Option<Time>,
+    /// Pin of the connector's serving CA, `sha256:<hex of its SubjectPublicKeyInfo>` (as
+    /// kubeadm's discovery hash): a client sends the token only to a server that matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_hash: Option<String>,
+    /// The CertificateSigningRequest the connector created with the certificate token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_signing_request: Option<String>,
+    /// Serial number (hex) of the certificate issued with this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+}
+
+/// A revoked certificate of certpair's signing CA. The connector refuses it on every path at
+/// once, and the leader lists it in the CRL (ConfigMap `certpair-crl`, served at `/v1/crl`)
+/// until it expires; then the controller deletes this object.
+///
+/// Name it after what it revokes (`certpair revoke` and the connector use
+/// `serial-<hex>` or `sha256-<hex>`), so revoking twice is one object.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "certpair.dev",
+    version = "v1alpha1",
+    kind = "Revocation",
+    shortname = "crev",
+    category = "certpair",
+    derive = "PartialEq",
+    derive = "Default",
+    printcolumn(name = "Serial", type_ = "string", json_path = ".spec.serialNumber"),
+    printcolumn(
+        name = "Application",
+        type_ = "string",
+        json_path = ".spec.application"
+    ),
+    printcolumn(name = "Not-After", type_ = "date", json_path = ".spec.notAfter"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("has(self.serialNumber) || has(self.sha256)")
+    .message("a Revocation names the certificate by spec.serialNumber or spec.sha256 (or both)"))]
+#[serde(rename_all = "camelCase")]
+pub struct RevocationSpec {
+    /// Serial number of the revoked certificate, hex (any case, no separators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9A-Fa-f]{1,40}$"))]
+    pub serial_number: Option<String>,
+    /// SHA-256 of the certificate's DER, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9A-Fa-f]{64}$"))]
+    pub sha256: Option<String>,
+    /// The Application the certificate was issued to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub application: Option<String>,
+    /// The certificate's NotAfter: the entry is pruned after it. Unset: pruned once the
+    /// longest lifetime certpair issues has passed since the revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
+    /// Why, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub reason: Option<String>,
+}
+
+/// The CRD manifests as committed in `manifests/crd/certpair.dev.yaml`, generated from the
+/// Rust types.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
-    let body = serde_yaml::to_string(&Application::crd())?;
-    Ok(format!(
-        "# Generated by `certpair crd` from src/api.rs; do not edit by hand.\n{body}"
-    ))
+    let mut out =
+        String::from("# Generated by `certpair crd` from src/api.rs; do not edit by hand.\n");
+    for (i, crd) in [Application::crd(), TokenRequest::crd(), Revocation::crd()]
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&serde_yaml::to_string(crd)?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -27,8 +27,97 @@ pub enum Command {
     /// Run the controller: connects to the cluster named by KUBECONFIG (or the in-cluster
     /// service account) and serves /healthz, /readyz and /metrics over plain HTTP.
     Controller(Box<ControllerArgs>),
-    /// Print the Application CustomResourceDefinition as YAML (pipe it to `kubectl apply -f -`).
+    /// Run the connector: pairing of external applications with one-time tokens (Kyma's REST
+    /// shapes) over TLS, renewal and revocation over mTLS, and the CRL. Stateless; run as many
+    /// replicas as needed.
+    Connector(Box<ConnectorArgs>),
+    /// Print certpair's CustomResourceDefinitions (Application, TokenRequest, Revocation) as
+    /// YAML (pipe it to `kubectl apply -f -`).
     Crd,
+}
+
+/// How the connector's internal API authenticates its callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InternalAuth {
+    /// A Kubernetes bearer token (TokenReview), authorized by a SubjectAccessReview.
+    Kubernetes,
+    /// Whoever reaches the port (Kyma's model): ship a NetworkPolicy that restricts it.
+    Network,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectorArgs {
+    /// Address of the TLS listener for applications (token and certificate-secured paths).
+    #[arg(long, env = "CERTPAIR_CONNECTOR_ADDR", default_value = "0.0.0.0:9443")]
+    pub connector_addr: SocketAddr,
+
+    /// Address of the internal API (Kyma's token and revocation-by-hash calls), plain HTTP.
+    /// Never expose it beyond the cluster.
+    #[arg(long, env = "CERTPAIR_INTERNAL_ADDR", default_value = "0.0.0.0:9080")]
+    pub internal_addr: SocketAddr,
+
+    /// How the internal API authenticates callers.
+    #[arg(long, env = "CERTPAIR_INTERNAL_AUTH", value_enum, default_value_t = InternalAuth::Kubernetes)]
+    pub internal_auth: InternalAuth,
+
+    /// Address of the plain HTTP listener for /healthz, /readyz and /metrics.
+    #[arg(long, env = "CERTPAIR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Namespace of certpair's objects (the trust bundle, the CRL, the serving Secret) and of
+    /// TokenRequests created through the internal API.
+    #[arg(long, env = "CERTPAIR_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+
+    /// The signer of the CSRs the connector creates.
+    #[arg(long, env = "CERTPAIR_SIGNER_NAME", default_value = DEFAULT_SIGNER_NAME)]
+    pub signer_name: String,
+
+    /// Secret (type kubernetes.io/tls, in the namespace) with the serving certificate: the one
+    /// the controller manages, or one you supply (e.g. from cert-manager).
+    #[arg(
+        long,
+        env = "CERTPAIR_CONNECTOR_TLS_SECRET",
+        default_value = "certpair-connector-tls"
+    )]
+    pub connector_tls_secret: String,
+
+    /// Base of the URLs of token-secured paths in answers, as clients reach the connector,
+    /// e.g. https://connector.example.com.
+    #[arg(long, env = "CERTPAIR_EXTERNAL_URL")]
+    pub external_url: String,
+
+    /// Base of the URLs of certificate-secured paths (default: --external-url).
+    #[arg(long, env = "CERTPAIR_CERTIFICATE_SECURED_URL")]
+    pub certificate_secured_url: Option<String>,
+
+    /// Base of the application gateway URLs announced (eventsUrl, metadataUrl); certpair does
+    /// not serve them (default: --external-url).
+    #[arg(long, env = "CERTPAIR_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+
+    /// Seconds a pairing or renewal waits for its CSR to be signed before answering 503 with
+    /// the CSR's name (a retry with the same token then picks the certificate up).
+    #[arg(long, env = "CERTPAIR_ISSUE_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub issue_timeout_seconds: u64,
+
+    /// Lifetime of tokens created through the internal API, in seconds.
+    #[arg(long, env = "CERTPAIR_TOKEN_TTL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(i64).range(30..=86_400))]
+    pub token_ttl_seconds: i64,
+
+    /// Seconds the listener keeps serving after SIGTERM, closing each connection after its
+    /// answer, before it stops accepting and drains.
+    #[arg(long, env = "CERTPAIR_DRAIN_SECONDS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=10))]
+    pub drain_seconds: u64,
+
+    #[command(flatten)]
+    pub subject: SubjectDefaults,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]

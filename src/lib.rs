@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod connector;
 pub mod controller;
 pub mod error;
 pub mod k8s;
@@ -18,6 +19,7 @@ pub mod server;
 pub mod slot;
 pub mod telemetry;
 pub mod tls;
+pub mod token;
 pub mod webhook;
 
 pub use error::{Error, Result};

@@ -64,8 +64,8 @@ pub struct Body<'a> {
 /// Why a body was not read; each maps to a 4xx.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
-    #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
-    TooLarge,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("the body did not arrive within {} s", BODY_TIMEOUT.as_secs())]
     TooSlow,
     #[error("reading the body failed: {0}")]
@@ -75,7 +75,7 @@ pub enum BodyError {
 impl BodyError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooSlow => StatusCode::REQUEST_TIMEOUT,
             Self::Read(_) => StatusCode::BAD_REQUEST,
         }
@@ -95,7 +95,7 @@ impl BodyBudget {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-            return Err(BodyError::TooLarge);
+            return Err(BodyError::TooLarge(MAX_BODY_BYTES));
         }
         tokio::time::timeout(BODY_TIMEOUT, self.read_within(declared, payload))
             .await
@@ -130,12 +130,43 @@ impl BodyBudget {
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
             if bytes.len() + chunk.len() > expected {
-                return Err(BodyError::TooLarge);
+                return Err(BodyError::TooLarge(MAX_BODY_BYTES));
             }
             bytes.extend_from_slice(&chunk);
         }
         Ok(Body { bytes, _room: room })
     }
+}
+
+/// Reads a body of at most [`SMALL_BODY_BYTES`] (every connector request: a CSR is a few KiB),
+/// within [`BODY_TIMEOUT`]. Needs no budget: this much per connection is what the connection
+/// limits already allow for.
+pub async fn read_small(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::BytesMut, BodyError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > SMALL_BODY_BYTES) {
+        return Err(BodyError::TooLarge(SMALL_BODY_BYTES));
+    }
+    let read = async {
+        let mut bytes = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+            if bytes.len() + chunk.len() > SMALL_BODY_BYTES {
+                return Err(BodyError::TooLarge(SMALL_BODY_BYTES));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .unwrap_or(Err(BodyError::TooSlow))
 }
 
 /// Whether the request says its body is JSON (`application/json` or `…+json`).

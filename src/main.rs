@@ -14,6 +14,10 @@ fn main() -> ExitCode {
             Ok(rt) => rt.block_on(certpair::controller::run(*args)),
             Err(e) => Err(certpair::Error::Server(e)),
         },
+        Command::Connector(args) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(certpair::connector::run(*args)),
+            Err(e) => Err(certpair::Error::Server(e)),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -441,6 +441,50 @@ async fn report_drift(client: &Client, events: &Publisher, trust: &TrustTarget, 
         .await;
 }
 
+/// Loads a `kubernetes.io/tls` Secret into `slot`; an unusable one leaves the slot as it is.
+fn load_identity(secret: &Secret, slot: &CertSlot) {
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    match (
+        secret_value(secret, TLS_CERT_KEY),
+        secret_value(secret, TLS_KEY_KEY),
+    ) {
+        (Some(crt), Some(key)) => match ServingIdentity::from_pem(crt, key) {
+            Ok(identity) => {
+                slot.set(identity);
+                info!(secret = %name, "serving certificate loaded");
+            }
+            Err(e) => {
+                warn!(secret = %name, error = %e, "serving Secret is unusable; keeping the current certificate")
+            }
+        },
+        _ => warn!(secret = %name, "serving Secret lacks tls.crt or tls.key"),
+    }
+}
+
+/// Every replica of a listener whose certificate someone else keeps (the connector: the
+/// controller's leader, or cert-manager): load Secret `name` into `slot` whenever it changes;
+/// `ready_check` holds once a certificate is loaded.
+pub async fn load_secret(
+    client: Client,
+    namespace: String,
+    name: String,
+    slot: Arc<CertSlot>,
+    readiness: Arc<Readiness>,
+    ready_check: &'static str,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client, &namespace);
+    let mut changes = watch_named(secrets, &name).applied_objects().boxed();
+    while let Some(change) = changes.next().await {
+        match change {
+            Ok(secret) => load_identity(&secret, &slot),
+            Err(e) => {
+                warn!(secret = %name, error = %e, "watching the serving Secret failed; retrying")
+            }
+        }
+        readiness.set(ready_check, slot.get().is_some());
+    }
+}
+
 /// Every replica: load the serving Secret into `slot` whenever it changes. The readiness
 /// check `ready_check` holds only while the loaded certificate is trusted by the bundle at the
 /// trust target, i.e. while clients can actually reach this replica.
@@ -467,21 +511,7 @@ pub async fn load_serving_secret(
     let mut bundle: Vec<X509> = Vec::new();
     while let Some(change) = changes.next().await {
         match change {
-            Change::Serving(Ok(secret)) => match (
-                secret_value(&secret, TLS_CERT_KEY),
-                secret_value(&secret, TLS_KEY_KEY),
-            ) {
-                (Some(crt), Some(key)) => match ServingIdentity::from_pem(crt, key) {
-                    Ok(identity) => {
-                        slot.set(identity);
-                        info!("webhook serving certificate loaded");
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "webhook serving Secret is unusable; keeping the current certificate")
-                    }
-                },
-                _ => warn!("webhook serving Secret lacks tls.crt or tls.key"),
-            },
+            Change::Serving(Ok(secret)) => load_identity(&secret, &slot),
             Change::Config(Ok(config)) => {
                 bundle = config
                     .webhooks

@@ -11,7 +11,7 @@ use actix_web::{App, HttpResponse, HttpServer, dev::Server, get, web};
 
 use crate::{
     error::{Error, Result},
-    telemetry::Metrics,
+    telemetry::Encode,
 };
 
 /// Named readiness checks; `/readyz` answers 200 only when every registered check has passed.
@@ -54,7 +54,7 @@ impl Readiness {
 
 /// What the probe and metrics handlers read.
 pub struct HttpState {
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<dyn Encode>,
     pub readiness: Arc<Readiness>,
 }
 
@@ -106,7 +106,7 @@ mod tests {
 
     fn state() -> Arc<HttpState> {
         Arc::new(HttpState {
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(crate::telemetry::Metrics::new()),
             readiness: Arc::new(Readiness::default()),
         })
     }

@@ -210,12 +210,107 @@ impl Metrics {
 
     /// The registry in Prometheus text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail; an error here would be a bug in an encoder.
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::error!(error = %e, "encoding metrics failed");
+        encode(&self.registry)
+    }
+}
+
+impl Encode for Metrics {
+    fn encode(&self) -> String {
+        Metrics::encode(self)
+    }
+}
+
+/// Whatever a process serves at `/metrics`.
+pub trait Encode: Send + Sync {
+    fn encode(&self) -> String;
+}
+
+fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail; an error here would be a bug in an encoder.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    out
+}
+
+/// Labels of one connector answer: the route (a fixed name, never the URL) and the status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: &'static str,
+    pub code: u16,
+}
+
+/// Labels of certificates the connector handed out: `pairing` or `renewal`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssueLabels {
+    pub kind: &'static str,
+}
+
+/// The connector's metrics.
+pub struct ConnectorMetrics {
+    registry: Registry,
+    pub requests: Family<RouteLabels, Counter>,
+    pub certificates: Family<IssueLabels, Counter>,
+    pub issue_seconds: Histogram,
+    /// Applications that called `management/info` in the last five minutes.
+    pub applications_seen: Gauge,
+    pub revocations: Gauge,
+}
+
+impl ConnectorMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("certpair_connector");
+        let requests = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Answers of the connector by route and HTTP status",
+            requests.clone(),
+        );
+        let certificates = Family::<IssueLabels, Counter>::default();
+        registry.register(
+            "certificates",
+            "Certificates handed out, by pairing or renewal",
+            certificates.clone(),
+        );
+        let issue_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        registry.register(
+            "issue_seconds",
+            "Time from creating a CSR to holding its certificate",
+            issue_seconds.clone(),
+        );
+        let applications_seen = Gauge::default();
+        registry.register(
+            "applications_seen",
+            "Applications that fetched management/info in the last five minutes (heartbeat)",
+            applications_seen.clone(),
+        );
+        let revocations = Gauge::default();
+        registry.register(
+            "revocations",
+            "Revoked certificates the connector refuses",
+            revocations.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            certificates,
+            issue_seconds,
+            applications_seen,
+            revocations,
         }
-        out
+    }
+}
+
+impl Default for ConnectorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Encode for ConnectorMetrics {
+    fn encode(&self) -> String {
+        encode(&self.registry)
     }
 }
 

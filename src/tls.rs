@@ -3,11 +3,16 @@
 //! (through the ClientHello callback), so a rotation needs no restart and never disturbs an
 //! established connection.
 
-use std::sync::Arc;
+use std::{any::Any, sync::Arc};
 
+use actix_web::dev::Extensions;
 use openssl::{
     error::ErrorStack,
-    ssl::{ClientHelloResponse, SslAcceptor, SslAcceptorBuilder, SslAlert, SslMethod, SslVersion},
+    ssl::{
+        ClientHelloResponse, SslAcceptor, SslAcceptorBuilder, SslAlert, SslMethod, SslVerifyMode,
+        SslVersion,
+    },
+    x509::{X509, X509VerifyResult, store::X509StoreBuilder},
 };
 
 pub use crate::pki::identity::{IdentityError, ServingIdentity};
@@ -19,6 +24,34 @@ pub type CertSlot = crate::slot::Slot<ServingIdentity>;
 /// floor, presenting whatever `slot` holds when each ClientHello arrives. With an empty slot
 /// the handshake fails with an alert (the listener is not ready yet).
 pub fn acceptor(slot: Arc<CertSlot>) -> Result<SslAcceptorBuilder, ErrorStack> {
+    build(slot, None)
+}
+
+/// CA certificates that client certificates are verified against; replaced as the published
+/// bundle changes.
+pub type TrustSlot = crate::slot::Slot<Vec<X509>>;
+
+/// [`acceptor`] that also asks every client for a certificate and verifies one that is sent
+/// against what `trust` holds at that handshake. The handshake completes whatever the outcome
+/// (and without a certificate): the outcome is recorded for the request handlers
+/// ([`PeerCertificate`], installed by [`record_peer_certificate`]), so a path that needs a
+/// client certificate answers with a JSON error saying what is wrong with it (expired, from
+/// another CA) instead of a bare TLS alert, and token paths work without one.
+pub fn mtls_acceptor(
+    slot: Arc<CertSlot>,
+    trust: Arc<TrustSlot>,
+) -> Result<SslAcceptorBuilder, ErrorStack> {
+    let mut builder = build(slot, Some(trust))?;
+    builder.set_verify_callback(SslVerifyMode::PEER, |_preverified, _ctx| true);
+    // Sessions resumed with a client certificate need a context, or OpenSSL refuses them.
+    builder.set_session_id_context(b"certpair-connector")?;
+    Ok(builder)
+}
+
+fn build(
+    slot: Arc<CertSlot>,
+    trust: Option<Arc<TrustSlot>>,
+) -> Result<SslAcceptorBuilder, ErrorStack> {
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     builder.set_min_proto_version(Some(SslVersion::TLS1_2))?;
     builder.set_client_hello_callback(move |ssl, alert| {
@@ -31,9 +64,47 @@ pub fn acceptor(slot: Arc<CertSlot>) -> Result<SslAcceptorBuilder, ErrorStack> {
         for cert in identity.chain() {
             ssl.add_chain_cert(cert.clone())?;
         }
+        if let Some(trust) = &trust {
+            // A store per handshake: the bundle changes without a restart, and a handful of
+            // CA certificates costs microseconds to load.
+            let mut store = X509StoreBuilder::new()?;
+            for ca in trust.get().iter().flat_map(|certs| certs.iter()) {
+                store.add_cert(ca.clone())?;
+            }
+            ssl.set_verify_cert_store(store.build())?;
+        }
         Ok(ClientHelloResponse::SUCCESS)
     });
     Ok(builder)
+}
+
+/// The client certificate of a connection, and whether it verified against the trust bundle
+/// at the handshake (`Err` holds OpenSSL's reason, e.g. "certificate has expired").
+#[derive(Debug, Clone)]
+pub struct PeerCertificate {
+    pub certificate: X509,
+    pub verified: Result<(), String>,
+}
+
+/// For `HttpServer::on_connect`: keeps the client certificate of a TLS connection, if any, in
+/// the connection's data, where handlers read it with `req.conn_data::<PeerCertificate>()`.
+pub fn record_peer_certificate(connection: &dyn Any, data: &mut Extensions) {
+    type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
+    let Some(tls) = connection.downcast_ref::<Tls>() else {
+        return;
+    };
+    let ssl = tls.ssl();
+    if let Some(certificate) = ssl.peer_certificate() {
+        let result = ssl.verify_result();
+        data.insert(PeerCertificate {
+            certificate,
+            verified: if result == X509VerifyResult::OK {
+                Ok(())
+            } else {
+                Err(result.error_string().to_owned())
+            },
+        });
+    }
 }
 
 #[cfg(test)]

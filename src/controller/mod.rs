@@ -192,7 +192,7 @@ fn default_identity() -> String {
     format!("{host}-{:08x}", u32::from_be_bytes(bytes))
 }
 
-async fn shutdown_signal() -> Result<()> {
+pub async fn shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;

@@ -5,12 +5,16 @@ pub mod events;
 
 use std::{collections::BTreeMap, fmt::Debug};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, Resource,
     api::{ObjectMeta, PatchParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, Store},
+        watcher,
+    },
 };
 use serde::de::DeserializeOwned;
 
@@ -54,6 +58,44 @@ where
         watcher::Config::default().fields(&format!("metadata.name={name}")),
     )
     .default_backoff()
+}
+
+/// A cache of the objects `config` selects in `api`, each passed through `slim` before it is
+/// stored, and the task that keeps it (run it for as long as the cache is read). `synced` runs
+/// once, when the cache holds its first full list.
+pub fn cache<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    slim: fn(&mut K),
+    synced: impl FnOnce() + Send + 'static,
+) -> (Store<K>, impl std::future::Future<Output = ()> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let reader = store.clone();
+    let kind = K::kind(&()).into_owned();
+    let task = async move {
+        let ready = reader.clone();
+        // The one waiter on this store (kube's Store keeps a single waker).
+        tokio::spawn(async move {
+            if ready.wait_until_ready().await.is_ok() {
+                synced();
+            }
+        });
+        watcher(api, config)
+            .default_backoff()
+            .modify(slim)
+            .reflect(writer)
+            .for_each(|event| {
+                if let Err(e) = event {
+                    tracing::warn!(%kind, error = %e, "watching failed; retrying");
+                }
+                futures::future::ready(())
+            })
+            .await;
+    };
+    (store, task)
 }
 
 /// One value of a Secret's `data`.

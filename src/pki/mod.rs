@@ -12,6 +12,7 @@
 
 pub mod authority;
 pub mod bundle;
+pub mod crl;
 pub mod csr;
 pub mod csr_builder;
 pub mod identity;
@@ -53,6 +54,31 @@ pub fn signed_by(leaf: &X509Ref, ca: &X509Ref) -> bool {
 pub fn generate_p256() -> Result<PKey<Private>, ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     PKey::from_ec_key(EcKey::generate(&group)?)
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of `bytes`, lower-case hex (certificate fingerprints, token hashes).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&openssl::sha::sha256(bytes))
+}
+
+/// kubeadm's CA pin: `sha256:` and the hex SHA-256 of the certificate's DER
+/// SubjectPublicKeyInfo (it survives re-issuing the CA certificate with the same key).
+pub fn spki_pin(cert: &X509Ref) -> Result<String, ErrorStack> {
+    Ok(format!(
+        "sha256:{}",
+        sha256_hex(&cert.public_key()?.public_key_to_der()?)
+    ))
+}
+
+/// A certificate's serial number as certpair writes it everywhere: upper-case hex, no leading
+/// zeros.
+pub fn serial_hex(cert: &X509Ref) -> Result<String, ErrorStack> {
+    Ok(cert.serial_number().to_bn()?.to_hex_str()?.to_string())
 }
 
 /// Seconds since the Unix epoch, from the system clock.

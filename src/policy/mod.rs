@@ -8,13 +8,16 @@
 //! - [`decide`] (`approval.rs`): approve, deny or leave pending, given the Application and the
 //!   SubjectAccessReview answer;
 //! - [`may_sign`] (`signing.rs`): what still holds at signing time, whoever approved, and the
-//!   lifetime to sign for.
+//!   lifetime to sign for;
+//! - `pairing`: what the connector announces (subject, key algorithm) and its checks of a
+//!   request redeemed with a token and of a client certificate presented over mTLS.
 //!
 //! Policy sees plain domain types ([`ApplicationRules`], [`SubjectRules`], [`KeyRules`]):
 //! the CRD types in `api` are converted at the edge, so nothing here depends on Kubernetes,
 //! HTTP or the command line (`tests::no_layer_leaks` checks the imports of `pki` and `policy`).
 
 mod approval;
+pub mod pairing;
 mod request;
 mod signing;
 

@@ -146,7 +146,7 @@ impl Cluster {
     /// Installs certpair's CRD from the committed manifest (as a user would) and waits until
     /// it is established. Safe to call from many tests at once.
     pub async fn ensure_crd(&self) {
-        let manifest = repo_root().join("manifests/crd/applications.certpair.dev.yaml");
+        let manifest = repo_root().join("manifests/crd/certpair.dev.yaml");
         let out = run(self
             .kubectl()
             .args(["apply", "--server-side", "--force-conflicts", "-f"])
@@ -158,14 +158,20 @@ impl Cluster {
         );
         let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
             Api::all(self.client.clone());
-        wait_for(
-            &crds,
+        for crd in [
             "applications.certpair.dev",
-            "CRD established",
-            Duration::from_secs(30),
-            kube::runtime::conditions::is_crd_established(),
-        )
-        .await;
+            "tokenrequests.certpair.dev",
+            "revocations.certpair.dev",
+        ] {
+            wait_for(
+                &crds,
+                crd,
+                "CRD established",
+                Duration::from_secs(30),
+                kube::runtime::conditions::is_crd_established(),
+            )
+            .await;
+        }
     }
 
     /// A user outside `system:masters`, authenticated by a client certificate that the control

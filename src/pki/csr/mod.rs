@@ -262,6 +262,25 @@ fn parse_pem_checking(pem: &[u8], structure_bits: i32) -> Result<ParsedRequest, 
     parse_der_checking(&block.contents, structure_bits)
 }
 
+/// The subject of a DER certificate, attribute by attribute (how the connector reads the
+/// identity of a client certificate).
+pub fn certificate_subject(der: &[u8]) -> Result<Vec<SubjectAttribute>, CsrError> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let mut subject = Vec::new();
+    for attr in cert.subject().iter_attributes() {
+        let kind = AttributeKind::from_oid(attr.attr_type());
+        let value = attr.as_str().map_err(|_| CsrError::SubjectNotText {
+            attribute: kind.to_string(),
+        })?;
+        subject.push(SubjectAttribute {
+            kind,
+            value: value.to_owned(),
+        });
+    }
+    Ok(subject)
+}
+
 /// Parses a DER PKCS#10 request (see [`parse_pem`]).
 pub fn parse_der(der: &[u8]) -> Result<ParsedRequest, CsrError> {
     parse_der_checking(der, rsa_key::MAX_CHECKED_BITS)

@@ -1,0 +1,212 @@
+//! Tokens as the connector sees them: TokenRequests in a cache that holds only token hashes,
+//! and redemption by a write conditional on the version read, so that of many concurrent
+//! uses of one token (on any replica) exactly one succeeds.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::reflector::Store,
+};
+use serde_json::{Value, json};
+
+use super::ConnectorError;
+use crate::{
+    api::{FIELD_MANAGER, TokenRequest, TokenState, TokenStep},
+    token,
+};
+
+/// Drops what the connector must never hold: the plaintext token, and metadata it never reads.
+pub fn slim(tr: &mut TokenRequest) {
+    tr.metadata.managed_fields = None;
+    tr.metadata.annotations = None;
+    if let Some(status) = tr.status.as_mut() {
+        status.token = None;
+    }
+}
+
+pub struct Tokens {
+    pub client: Client,
+    pub store: Store<TokenRequest>,
+}
+
+/// How many times a redemption re-reads after a conflict that was not someone else's
+/// redemption (e.g. the controller refreshing the pin in between).
+const ATTEMPTS: usize = 3;
+
+impl Tokens {
+    /// The TokenRequest whose current token is `token`, good now for `step`.
+    pub fn find(
+        &self,
+        token: Option<&str>,
+        step: TokenStep,
+    ) -> Result<Arc<TokenRequest>, ConnectorError> {
+        let token = match token {
+            None | Some("") => return Err(ConnectorError::TokenMissing),
+            Some(t) => t,
+        };
+        if !token::well_formed(token) {
+            return Err(ConnectorError::InvalidToken(None));
+        }
+        // Every candidate is compared in constant time; the scan visits them all alike.
+        let found = self.store.find(|tr| {
+            tr.status
+                .as_ref()
+                .and_then(|s| s.token_hash.as_deref())
+                .is_some_and(|h| token::matches(h, token))
+        });
+        let Some(tr) = found else {
+            return Err(ConnectorError::InvalidToken(None));
+        };
+        usable(&tr, step)?;
+        Ok(tr)
+    }
+
+    /// Writes `status(tr)` onto `tr` if nobody has written it since `tr` was read (`None`:
+    /// nothing to write, `tr` is returned as it is). On a conflict, re-reads it: if `token`
+    /// still is its current token for `step` (the conflict was another kind of write) the
+    /// write is decided again on what was read; otherwise someone else redeemed it first.
+    pub async fn redeem(
+        &self,
+        tr: &TokenRequest,
+        token: &str,
+        step: TokenStep,
+        status: impl Fn(&TokenRequest) -> Option<Value>,
+    ) -> Result<TokenRequest, ConnectorError> {
+        let api: Api<TokenRequest> =
+            Api::namespaced(self.client.clone(), &tr.namespace().unwrap_or_default());
+        let name = tr.name_any();
+        let mut current = tr.clone();
+        for _ in 0..ATTEMPTS {
+            let Some(status) = status(&current) else {
+                return Ok(current);
+            };
+            let patch = json!({
+                "metadata": { "resourceVersion": current.resource_version() },
+                "status": status,
+            });
+            match api
+                .patch_status(&name, &patch_params(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(written) => return Ok(written),
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    let Some(fresh) = api.get_opt(&name).await? else {
+                        return Err(ConnectorError::InvalidToken(None));
+                    };
+                    let still_ours = fresh
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.token_hash.as_deref())
+                        .is_some_and(|h| token::matches(h, token));
+                    if !still_ours {
+                        return Err(ConnectorError::InvalidToken(Some(
+                            "It has been used.".into(),
+                        )));
+                    }
+                    usable(&fresh, step)?;
+                    current = fresh;
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    return Err(ConnectorError::InvalidToken(None));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ConnectorError::Busy(format!(
+            "TokenRequest {name} kept changing while redeeming its token; retry"
+        )))
+    }
+
+    /// The TokenRequest as the apiserver holds it now.
+    pub async fn get(&self, tr: &TokenRequest) -> Result<Option<TokenRequest>, kube::Error> {
+        Api::<TokenRequest>::namespaced(self.client.clone(), &tr.namespace().unwrap_or_default())
+            .get_opt(&tr.name_any())
+            .await
+    }
+
+    /// Records the end of `tr`: Used (with the serial) or Error (with why). Unconditional:
+    /// it only ever moves a request to a final state.
+    pub async fn finish(
+        &self,
+        tr: &TokenRequest,
+        state: TokenState,
+        message: &str,
+        serial: Option<&str>,
+    ) -> Result<(), kube::Error> {
+        let mut status = json!({
+            "state": state.as_str(),
+            "message": message,
+            "token": null,
+            "tokenHash": null,
+            "step": null,
+        });
+        if let Some(serial) = serial {
+            status["serialNumber"] = json!(serial);
+        }
+        Api::<TokenRequest>::namespaced(self.client.clone(), &tr.namespace().unwrap_or_default())
+            .patch_status(
+                &tr.name_any(),
+                &patch_params(),
+                &Patch::Merge(&json!({ "status": status })),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Ready, for `step`, and not expired (whatever the controller has written yet: the
+/// connector never relies on it being on time).
+fn usable(tr: &TokenRequest, step: TokenStep) -> Result<(), ConnectorError> {
+    let Some(status) = tr.status.as_ref() else {
+        return Err(ConnectorError::InvalidToken(None));
+    };
+    match status.state {
+        Some(TokenState::Ready) => {}
+        Some(TokenState::Used) => {
+            return Err(ConnectorError::InvalidToken(Some(
+                "It has been used.".into(),
+            )));
+        }
+        Some(TokenState::Expired) => return Err(expired(status.expire_after.as_ref())),
+        _ => return Err(ConnectorError::InvalidToken(None)),
+    }
+    if let Some(after) = status.expire_after.as_ref()
+        && Timestamp::now() >= after.0
+    {
+        return Err(expired(Some(after)));
+    }
+    if status.step != Some(step) {
+        return Err(ConnectorError::InvalidToken(Some(match step {
+            TokenStep::Info => "It is the certificate token of an earlier signingRequests/info call; post the CSR with it.".into(),
+            TokenStep::Certificate => "It is good for signingRequests/info only; the certificate token comes in its csrUrl.".into(),
+        })));
+    }
+    Ok(())
+}
+
+fn expired(after: Option<&Time>) -> ConnectorError {
+    ConnectorError::InvalidToken(Some(match after {
+        Some(t) => format!("It expired at {}; ask for a new TokenRequest.", t.0),
+        None => "It expired; ask for a new TokenRequest.".into(),
+    }))
+}
+
+/// When a token handed out now stops being good.
+pub fn expire_after(ttl_seconds: i64) -> Time {
+    let ttl = Duration::from_secs(ttl_seconds.max(1).unsigned_abs());
+    Time(
+        Timestamp::now()
+            .checked_add(ttl)
+            .unwrap_or_else(|_| Timestamp::now()),
+    )
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}

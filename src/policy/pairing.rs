@@ -1,0 +1,182 @@
+//! Pairing through the connector: what it announces to a client (the subject to request, the
+//! key algorithm), and the two checks it makes with the same rules as the approver: a request
+//! redeemed with a token must fit that token's Application, and a client certificate presented
+//! over mTLS must still be one certpair would issue to its Application.
+
+use super::{
+    ApplicationRules, CheckedRequest, Decision, Defaults, Denial, DenyReason, Facts, KeyAlgorithm,
+    KeyRules, SubjectRules, decide,
+};
+use crate::pki::csr::{AttributeKind, SubjectAttribute};
+
+/// Kyma's words for a CSR whose CN is not the token's Application; clients match on them.
+pub const INVALID_COMMON_NAME: &str = "CSR: Invalid common name provided.";
+
+/// The subject a certificate for `application` carries: each required attribute (the
+/// Application's, else the controller default), in Kyma's order O, OU, L, ST, C, then CN.
+pub fn announced_subject(
+    application: &str,
+    app: &ApplicationRules,
+    defaults: &Defaults,
+) -> Vec<SubjectAttribute> {
+    let pick = |f: fn(&SubjectRules) -> &Option<String>| -> Option<String> {
+        f(&app.subject)
+            .clone()
+            .or_else(|| f(&defaults.subject).clone())
+    };
+    let mut out: Vec<SubjectAttribute> = [
+        (AttributeKind::Organization, pick(|s| &s.organization)),
+        (
+            AttributeKind::OrganizationalUnit,
+            pick(|s| &s.organizational_unit),
+        ),
+        (AttributeKind::Locality, pick(|s| &s.locality)),
+        (AttributeKind::Province, pick(|s| &s.province)),
+        (AttributeKind::Country, pick(|s| &s.country)),
+    ]
+    .into_iter()
+    .filter_map(|(kind, value)| value.map(|value| SubjectAttribute { kind, value }))
+    .collect();
+    out.push(SubjectAttribute {
+        kind: AttributeKind::CommonName,
+        value: application.to_owned(),
+    });
+    out
+}
+
+/// Kyma's subject string: `O=Acme,OU=..,L=..,ST=..,C=DE,CN=billing`.
+pub fn subject_string(subject: &[SubjectAttribute]) -> String {
+    subject
+        .iter()
+        .map(|a| format!("{}={}", a.kind, a.value))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Kyma's `key-algorithm`: RSA of the smallest usual size at or above the Application's
+/// minimum when RSA is allowed (what Kyma's clients generate), else the ECDSA curve allowed.
+pub fn key_algorithm(keys: &KeyRules) -> &'static str {
+    if keys.allowed.contains(&KeyAlgorithm::Rsa) {
+        return match keys.min_rsa_bits {
+            0..=2048 => "rsa2048",
+            2049..=3072 => "rsa3072",
+            3073..=4096 => "rsa4096",
+            _ => "rsa8192",
+        };
+    }
+    if keys.allowed.contains(&KeyAlgorithm::EcdsaP256) {
+        "ecdsa-p256"
+    } else {
+        "ecdsa-p384"
+    }
+}
+
+/// A request redeemed with a token for `application`: its CN must name that Application, and
+/// it must be one the approver would approve (the Application exists, is enabled, the subject
+/// and key fit). The connector is the requester and may request every Application; whether it
+/// really may is the approver's SubjectAccessReview to find.
+pub fn check_pairing(
+    req: &CheckedRequest<'_>,
+    application: &str,
+    app: Option<&ApplicationRules>,
+    defaults: &Defaults,
+) -> Result<(), Denial> {
+    if req.cn != application {
+        return Err(Denial::new(
+            DenyReason::SubjectMismatch,
+            format!(
+                "{INVALID_COMMON_NAME} The subject's CN is {:?}; this token pairs Application {application:?}",
+                req.cn
+            ),
+        ));
+    }
+    let facts = Facts {
+        application: app,
+        requester_authorized: true,
+        requester: "",
+    };
+    match decide(
+        req,
+        &facts,
+        &Defaults {
+            // A connector request names an Application by its token: never leave it pending.
+            unmatched: super::Unmatched::Deny,
+            ..defaults.clone()
+        },
+    ) {
+        Decision::Approve { .. } => Ok(()),
+        Decision::Deny(d) => Err(d),
+        Decision::Pending { message } => Err(Denial::new(DenyReason::UnknownApplication, message)),
+    }
+}
+
+/// A client certificate presented over mTLS: its subject has exactly one CN, which names an
+/// existing, enabled Application, and every other attribute is what that Application requires
+/// now. Returns the Application's name.
+pub fn check_identity<'s>(
+    subject: &'s [SubjectAttribute],
+    lookup: impl FnOnce(&str) -> Option<ApplicationRules>,
+    defaults: &Defaults,
+) -> Result<(&'s str, ApplicationRules), Denial> {
+    let cns: Vec<&str> = subject
+        .iter()
+        .filter(|a| a.kind == AttributeKind::CommonName)
+        .map(|a| a.value.as_str())
+        .collect();
+    let [cn] = cns.as_slice() else {
+        return Err(Denial::new(
+            DenyReason::SubjectMismatch,
+            format!(
+                "client certificate: {} CNs in its subject; exactly one (the Application) is required",
+                cns.len()
+            ),
+        ));
+    };
+    let Some(app) = lookup(cn) else {
+        return Err(Denial::new(
+            DenyReason::UnknownApplication,
+            format!("client certificate: Application {cn:?} does not exist (any more)"),
+        ));
+    };
+    if app.disabled {
+        return Err(Denial::disabled(cn));
+    }
+    let mut want = announced_subject(cn, &app, defaults);
+    let mut have = subject.to_vec();
+    want.sort_by(|a, b| a.kind.cmp(&b.kind));
+    have.sort_by(|a, b| a.kind.cmp(&b.kind));
+    if want != have {
+        return Err(Denial::new(
+            DenyReason::SubjectMismatch,
+            format!(
+                "client certificate: subject {}; Application {cn:?} now requires {}",
+                subject_string(subject),
+                subject_string(&announced_subject(cn, &app, defaults))
+            ),
+        ));
+    }
+    Ok((cn, app))
+}
+
+/// Renewal keeps the identity: the new request's subject is the presented certificate's,
+/// attribute by attribute.
+pub fn check_same_subject(
+    req: &CheckedRequest<'_>,
+    current: &[SubjectAttribute],
+) -> Result<(), Denial> {
+    let mut want = current.to_vec();
+    let mut have = req.parsed.subject.clone();
+    want.sort_by(|a, b| a.kind.cmp(&b.kind));
+    have.sort_by(|a, b| a.kind.cmp(&b.kind));
+    if want == have {
+        return Ok(());
+    }
+    Err(Denial::new(
+        DenyReason::SubjectMismatch,
+        format!(
+            "CSR: the subject {} differs from the current certificate's {}; a renewal keeps the subject",
+            subject_string(&req.parsed.subject),
+            subject_string(current)
+        ),
+    ))
+}

@@ -1,0 +1,63 @@
+//! One-time pairing tokens: 64 random bytes, base64url (88 characters, as Kyma's). Only their
+//! SHA-256 is stored where the connector reads it, and comparisons take constant time.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE};
+
+use crate::pki::sha256_hex;
+
+/// Random bytes in a token.
+pub const TOKEN_BYTES: usize = 64;
+/// Characters in a token (base64 of [`TOKEN_BYTES`], padded).
+pub const TOKEN_CHARS: usize = 88;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw random bytes for a token: {0}")]
+pub struct TokenError(#[from] openssl::error::ErrorStack);
+
+/// A new token from OpenSSL's CSPRNG.
+pub fn generate() -> Result<String, TokenError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    openssl::rand::rand_bytes(&mut bytes)?;
+    Ok(URL_SAFE.encode(bytes))
+}
+
+/// What is stored of a token: SHA-256, hex.
+pub fn hash(token: &str) -> String {
+    sha256_hex(token.as_bytes())
+}
+
+/// Whether `token` hashes to `stored`, in time independent of where they differ.
+pub fn matches(stored: &str, token: &str) -> bool {
+    let computed = hash(token);
+    stored.len() == computed.len() && openssl::memcmp::eq(stored.as_bytes(), computed.as_bytes())
+}
+
+/// A value that may be a token: the right length and alphabet. Anything else is refused
+/// before hashing or looking anything up.
+pub fn well_formed(token: &str) -> bool {
+    token.len() == TOKEN_CHARS
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_matched_by_hash() {
+        let a = generate().expect("token");
+        let b = generate().expect("token");
+        assert_eq!(a.len(), TOKEN_CHARS);
+        assert!(well_formed(&a), "{a}");
+        assert_ne!(a, b);
+        let stored = hash(&a);
+        assert_eq!(stored.len(), 64);
+        assert!(matches(&stored, &a));
+        assert!(!matches(&stored, &b));
+        assert!(!matches("", &a));
+        assert!(!well_formed("short"));
+        assert!(!well_formed(&format!("{}%", &a[1..])));
+    }
+}
