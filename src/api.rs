@@ -301,7 +301,7 @@ fn default_token_ttl() -> i64 {
         json_path = ".spec.application"
     ),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expireAfter"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expireAfter"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -390,6 +390,10 @@ pub struct TokenRequestStatus {
     /// Serial number (hex) of the certificate issued with this request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_number: Option<String>,
+    /// When the request reached Used, Expired or Error; it is deleted the controller's
+    /// `--token-retention-seconds` later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Time>,
 }
 
 /// A revoked certificate of certpair's signing CA. The connector refuses it on every path at
@@ -414,7 +418,7 @@ pub struct TokenRequestStatus {
         type_ = "string",
         json_path = ".spec.application"
     ),
-    printcolumn(name = "Not-After", type_ = "date", json_path = ".spec.notAfter"),
+    printcolumn(name = "Not-After", type_ = "string", json_path = ".spec.notAfter"),
     printcolumn(
         name = "Age",
         type_ = "date",

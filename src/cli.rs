@@ -177,6 +177,9 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub webhook: WebhookArgs,
 
+    #[command(flatten)]
+    pub connector: ConnectorSideArgs,
+
     /// Receive the initial list of CSRs as a stream of single objects (WatchList) rather than
     /// in pages, so CSRs with large annotations never sit in memory a page at a time. Needs the
     /// apiserver's WatchList feature (on by default in Kubernetes 1.32 and from 1.34; off in
@@ -251,6 +254,50 @@ pub struct WebhookArgs {
     #[arg(long, env = "CERTPAIR_WEBHOOK_DRAIN_SECONDS", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(0..=10))]
     pub webhook_drain_seconds: u64,
+}
+
+/// What the controller's leader does for the connector: TokenRequests, the connector's
+/// certificates, the CRL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectorSideArgs {
+    /// The connector's external URL (as its --external-url): a TokenRequest's status.url is
+    /// its signingRequests/info there. Unset: TokenRequests are not served.
+    #[arg(long, env = "CERTPAIR_CONNECTOR_URL")]
+    pub connector_url: Option<String>,
+
+    /// DNS names of the connector's serving certificate. With these (or --connector-ips)
+    /// certpair manages it: Secrets certpair-connector-ca and certpair-connector-tls, and the
+    /// CA published in ConfigMap certpair-connector-ca (the pin in TokenRequests). Without
+    /// them the certificate is yours (e.g. cert-manager; publish its CA in that ConfigMap).
+    #[arg(long, env = "CERTPAIR_CONNECTOR_DNS_NAMES", value_delimiter = ',')]
+    pub connector_dns_names: Vec<String>,
+
+    /// IP addresses of the connector's serving certificate (comma-separated).
+    #[arg(long, env = "CERTPAIR_CONNECTOR_IPS", value_delimiter = ',')]
+    pub connector_ips: Vec<std::net::IpAddr>,
+
+    /// Validity of the connector's managed serving certificate, in seconds (default 90 days).
+    #[arg(long, env = "CERTPAIR_CONNECTOR_SERVING_VALIDITY_SECONDS", default_value_t = 7_776_000,
+          value_parser = clap::value_parser!(u64).range(60..))]
+    pub connector_serving_validity_seconds: u64,
+
+    /// Renew the connector's serving certificate this many seconds before it expires (default
+    /// 30 days); its CA follows the webhook's CA validity and look-ahead.
+    #[arg(
+        long,
+        env = "CERTPAIR_CONNECTOR_LOOK_AHEAD_SECONDS",
+        default_value_t = 2_592_000
+    )]
+    pub connector_look_ahead_seconds: u64,
+
+    /// Seconds an ended TokenRequest (Used, Expired, Error) is kept before it is deleted.
+    #[arg(long, env = "CERTPAIR_TOKEN_RETENTION_SECONDS", default_value_t = 3600)]
+    pub token_retention_seconds: u64,
+
+    /// Seconds from a CRL's thisUpdate to its nextUpdate; it is published again at half.
+    #[arg(long, env = "CERTPAIR_CRL_VALIDITY_SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(120..=2_592_000))]
+    pub crl_validity_seconds: u64,
 }
 
 /// Subject fields every request must carry unless its Application sets them itself.

@@ -11,7 +11,7 @@ use k8s_openapi::{
     ByteString,
     api::{
         admissionregistration::v1::ValidatingWebhookConfiguration,
-        core::v1::{ConfigMap, Secret},
+        core::v1::{ConfigMap, ObjectReference, Secret},
     },
 };
 use kube::{
@@ -25,7 +25,7 @@ use crate::{
     api::{CA_CERT_KEY, CA_KEY_KEY, TLS_CERT_KEY, TLS_KEY_KEY},
     k8s::{
         events::{Kind, Publisher},
-        post_params, put_secret, secret_value, watch_named,
+        owned_meta, post_params, put_secret, secret_value, watch_named,
     },
     pki::{
         authority::{Authority, AuthorityError, unix},
@@ -52,24 +52,61 @@ pub enum TrustTarget {
         name: String,
         shipped: Option<&'static str>,
     },
+    /// Key `ca.crt` of this ConfigMap in the pair's namespace (the connector's CA, which
+    /// clients pin and may trust).
+    ConfigMap { name: &'static str },
 }
 
 impl TrustTarget {
-    /// The object that carries the bundle: its API and name.
-    fn config(&self, client: &Client) -> (Api<ValidatingWebhookConfiguration>, &str) {
-        let Self::WebhookConfiguration { name, .. } = self;
-        (Api::all(client.clone()), name)
+    fn shipped_configmap(&self) -> Option<&'static str> {
+        match self {
+            Self::WebhookConfiguration { shipped, .. } => *shipped,
+            Self::ConfigMap { .. } => None,
+        }
     }
 
-    fn shipped_configmap(&self) -> Option<&'static str> {
-        let Self::WebhookConfiguration { shipped, .. } = self;
-        *shipped
+    /// Watch events of the target object, for the leader's triggers.
+    fn changes(&self, client: &Client, namespace: &str) -> futures::stream::BoxStream<'static, ()> {
+        match self {
+            Self::WebhookConfiguration { name, .. } => {
+                let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+                watch_named(api, name).map(|_| ()).boxed()
+            }
+            Self::ConfigMap { name } => {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+                watch_named(api, name).map(|_| ()).boxed()
+            }
+        }
+    }
+
+    /// The target object, for Events about it.
+    async fn object_ref(&self, client: &Client, namespace: &str) -> Option<ObjectReference> {
+        match self {
+            Self::WebhookConfiguration { name, .. } => {
+                let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+                api.get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|c| c.object_ref(&()))
+            }
+            Self::ConfigMap { name } => {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+                api.get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|c| c.object_ref(&()))
+            }
+        }
     }
 }
 
 /// One managed CA + serving certificate pair.
 #[derive(Debug, Clone)]
 pub struct ManagedTls {
+    /// Which listener, in logs and Events (`webhook`, `connector`).
+    pub label: &'static str,
     pub namespace: String,
     /// Secret with `ca.crt` and `ca.key`.
     pub ca_secret: &'static str,
@@ -268,7 +305,11 @@ struct Injected {
 /// ValidatingAdmissionPolicy in `manifests/`) is always a configuration as shipped. A missing
 /// target is not an error: there is nothing to inject into yet.
 async fn inject(client: &Client, m: &ManagedTls, ca: &X509, now: i64) -> Result<Injected, Error> {
-    let (configs, name) = m.trust.config(client);
+    let name = match &m.trust {
+        TrustTarget::WebhookConfiguration { name, .. } => name.as_str(),
+        TrustTarget::ConfigMap { name } => return inject_configmap(client, m, name, ca, now).await,
+    };
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let Some(mut config) = configs.get_opt(name).await? else {
         warn!(config = %name, "ValidatingWebhookConfiguration not found; nothing to inject into");
         return Ok(Injected::default());
@@ -309,6 +350,49 @@ async fn inject(client: &Client, m: &ManagedTls, ca: &X509, now: i64) -> Result<
     Ok(injected)
 }
 
+/// [`inject`] into a ConfigMap: key `ca.crt`, the current CA first, earlier ones kept while
+/// valid. Created when missing.
+async fn inject_configmap(
+    client: &Client,
+    m: &ManagedTls,
+    name: &'static str,
+    ca: &X509,
+    now: i64,
+) -> Result<Injected, Error> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &m.namespace);
+    let existing = maps.get_opt(name).await?;
+    let current = existing
+        .as_ref()
+        .and_then(|map| map.data.as_ref())
+        .and_then(|d| d.get(CA_CERT_KEY))
+        .map(|v| v.as_bytes().to_vec());
+    let desired = desired_bundle(m.ca_name, ca, current.as_deref(), now)?;
+    if current.as_deref() == Some(desired.as_slice()) {
+        return Ok(Injected::default());
+    }
+    let bundle = String::from_utf8_lossy(&desired).into_owned();
+    match existing {
+        Some(mut map) => {
+            map.data
+                .get_or_insert_default()
+                .insert(CA_CERT_KEY.to_owned(), bundle);
+            maps.replace(name, &post_params(), &map).await?;
+        }
+        None => {
+            let map = ConfigMap {
+                metadata: owned_meta(name),
+                data: Some(BTreeMap::from([(CA_CERT_KEY.to_owned(), bundle)])),
+                ..Default::default()
+            };
+            maps.create(&post_params(), &map).await?;
+        }
+    }
+    Ok(Injected {
+        bundle: true,
+        drifted: Vec::new(),
+    })
+}
+
 /// The configuration as shipped, when the target names where that is kept and it is readable.
 async fn shipped(client: &Client, m: &ManagedTls) -> Result<Option<Shipped>, Error> {
     let Some(configmap) = m.trust.shipped_configmap() else {
@@ -341,7 +425,6 @@ pub async fn run_leader(
     events: Publisher,
 ) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
-    let (configs, config_name) = m.trust.config(&client);
     let ticks = futures::stream::unfold(tokio::time::interval(interval), |mut i| async move {
         i.tick().await;
         Some(((), i))
@@ -351,7 +434,7 @@ pub async fn run_leader(
             .map(|_| ())
             .boxed(),
         watch_named(secrets, m.tls_secret).map(|_| ()).boxed(),
-        watch_named(configs, config_name).map(|_| ()).boxed(),
+        m.trust.changes(&client, &m.namespace),
         ticks.boxed(),
     ]);
     while triggers.next().await.is_some() {
@@ -369,32 +452,31 @@ pub async fn run_leader(
                             kind: "configuration_drift",
                         })
                         .inc();
-                    report_drift(&client, &events, &m.trust, &pass.drifted).await;
+                    report_drift(&client, &events, &m, &pass.drifted).await;
                 }
                 if pass.repairs.is_empty() {
                     continue;
                 }
                 let causes: Vec<&str> = pass.repairs.iter().map(|r| r.as_str()).collect();
-                info!(?causes, "webhook certificates repaired");
+                info!(?causes, listener = m.label, "certificates repaired");
                 for cause in &causes {
                     metrics
                         .repairs
                         .get_or_create(&ErrorLabels { kind: cause })
                         .inc();
                 }
-                report(&client, &events, &m.trust, &pass.repairs).await;
+                report(&client, &events, &m, &pass.repairs).await;
             }
             Err(e) => {
-                warn!(error = %e, "reconciling webhook certificates failed; retrying on the next trigger")
+                warn!(error = %e, listener = m.label, "reconciling certificates failed; retrying on the next trigger")
             }
         }
     }
 }
 
 /// An Event on the trust target naming what was repaired.
-async fn report(client: &Client, events: &Publisher, trust: &TrustTarget, repairs: &[Repair]) {
-    let (configs, name) = trust.config(client);
-    let Ok(Some(config)) = configs.get_opt(name).await else {
+async fn report(client: &Client, events: &Publisher, m: &ManagedTls, repairs: &[Repair]) {
+    let Some(regarding) = m.trust.object_ref(client, &m.namespace).await else {
         return;
     };
     let reason = if repairs.iter().any(|r| r.replaces_ca()) {
@@ -406,24 +488,18 @@ async fn report(client: &Client, events: &Publisher, trust: &TrustTarget, repair
     };
     let causes: Vec<&str> = repairs.iter().map(|r| r.as_str()).collect();
     let note = format!(
-        "certpair repaired its webhook certificates: {}",
+        "certpair repaired its {} certificates: {}",
+        m.label,
         causes.join(", ")
     );
     events
-        .report(
-            config.object_ref(&()),
-            Kind::Normal,
-            reason,
-            "Reconcile",
-            &note,
-        )
+        .report(regarding, Kind::Normal, reason, "Reconcile", &note)
         .await;
 }
 
 /// An Event on the trust target naming the fields restored.
-async fn report_drift(client: &Client, events: &Publisher, trust: &TrustTarget, fields: &[&str]) {
-    let (configs, name) = trust.config(client);
-    let Ok(Some(config)) = configs.get_opt(name).await else {
+async fn report_drift(client: &Client, events: &Publisher, m: &ManagedTls, fields: &[&str]) {
+    let Some(regarding) = m.trust.object_ref(client, &m.namespace).await else {
         return;
     };
     let note = format!(
@@ -432,7 +508,7 @@ async fn report_drift(client: &Client, events: &Publisher, trust: &TrustTarget, 
     );
     events
         .report(
-            config.object_ref(&()),
+            regarding,
             Kind::Warning,
             "WebhookConfigurationRestored",
             "Reconcile",
@@ -500,7 +576,17 @@ pub async fn load_serving_secret(
         Config(Result<ValidatingWebhookConfiguration, watcher::Error>),
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
-    let (configs, config_name) = m.trust.config(&client);
+    let TrustTarget::WebhookConfiguration {
+        name: config_name, ..
+    } = &m.trust
+    else {
+        warn!(
+            listener = m.label,
+            "only a webhook's serving Secret is loaded this way"
+        );
+        return;
+    };
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let serving = watch_named(secrets, m.tls_secret)
         .applied_objects()
         .map(Change::Serving);

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     /// The admission webhook's managed CA and serving certificate.
     pub webhook_tls: TlsMetrics,
+    /// The connector's, when certpair manages them.
+    pub connector_tls: TlsMetrics,
 }
 
 /// Repairs and expiry times of one managed CA + serving certificate pair.
@@ -101,6 +103,37 @@ pub struct TlsMetrics {
     pub repairs: Family<ErrorLabels, Counter>,
     pub ca_not_after: Gauge,
     pub serving_not_after: Gauge,
+}
+
+impl TlsMetrics {
+    /// Registers `<listener>_certificate_repairs` and the two expiry gauges.
+    fn register(registry: &mut Registry, listener: &str) -> Self {
+        let repairs = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            format!("{listener}_certificate_repairs"),
+            format!(
+                "Changes to the {listener} CA, serving certificate or published bundle, by cause"
+            ),
+            repairs.clone(),
+        );
+        let ca_not_after = Gauge::default();
+        registry.register(
+            format!("{listener}_ca_expiry_timestamp_seconds"),
+            format!("NotAfter of the {listener} CA, Unix time (leader only)"),
+            ca_not_after.clone(),
+        );
+        let serving_not_after = Gauge::default();
+        registry.register(
+            format!("{listener}_serving_expiry_timestamp_seconds"),
+            format!("NotAfter of the {listener} serving certificate, Unix time (leader only)"),
+            serving_not_after.clone(),
+        );
+        Self {
+            repairs,
+            ca_not_after,
+            serving_not_after,
+        }
+    }
 }
 
 impl Metrics {
@@ -165,32 +198,13 @@ impl Metrics {
             "Failed CSR reconciliations by error kind",
             reconcile_errors.clone(),
         );
-        let webhook_repairs = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "webhook_certificate_repairs",
-            "Changes to the webhook CA, serving certificate or injected bundle, by cause",
-            webhook_repairs.clone(),
-        );
-        let webhook_ca_not_after = Gauge::default();
-        registry.register(
-            "webhook_ca_expiry_timestamp_seconds",
-            "NotAfter of the webhook CA, Unix time (leader only)",
-            webhook_ca_not_after.clone(),
-        );
-        let webhook_serving_not_after = Gauge::default();
-        registry.register(
-            "webhook_serving_expiry_timestamp_seconds",
-            "NotAfter of the webhook serving certificate, Unix time (leader only)",
-            webhook_serving_not_after.clone(),
-        );
+        let webhook_tls = TlsMetrics::register(&mut registry, "webhook");
+        let connector_tls = TlsMetrics::register(&mut registry, "connector");
         Self {
             registry,
             applications,
-            webhook_tls: TlsMetrics {
-                repairs: webhook_repairs,
-                ca_not_after: webhook_ca_not_after,
-                serving_not_after: webhook_serving_not_after,
-            },
+            webhook_tls,
+            connector_tls,
             decisions,
             issued,
             signing_seconds,

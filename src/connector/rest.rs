@@ -297,3 +297,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/v1").route(web::get().to(v1)))
     .default_service(web::to(not_found));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI document lists exactly the served routes with their methods.
+    #[test]
+    fn openapi_matches_the_routes() {
+        let doc: serde_yaml::Value = serde_yaml::from_str(OPENAPI).expect("valid YAML");
+        assert_eq!(doc["openapi"].as_str(), Some("3.0.3"));
+        let paths = doc["paths"].as_mapping().expect("paths");
+        let mut documented: Vec<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, ops)| {
+                let path = path.as_str().unwrap_or_default().to_owned();
+                ops.as_mapping()
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                    .map(move |method| {
+                        (path.clone(), method.as_str().unwrap_or_default().to_owned())
+                    })
+            })
+            .collect();
+        let mut served: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(p, m)| ((*p).to_owned(), (*m).to_owned()))
+            .collect();
+        documented.sort();
+        served.sort();
+        assert_eq!(documented, served);
+    }
+}

@@ -228,6 +228,8 @@ impl Service {
                     "state": TokenState::Ready.as_str(),
                     "step": "Certificate",
                     "token": null,
+                    // It carries the first token, now used.
+                    "url": null,
                     "tokenHash": next_hash,
                     "expireAfter": until,
                     "message": format!("signingRequests/info answered; the certificate token is good until {}", until.0),
@@ -346,7 +348,9 @@ impl Service {
                             "step": null,
                             "tokenHash": null,
                             "token": null,
+                            "url": null,
                             "serialNumber": serial,
+                            "endedAt": Time(Timestamp::now()),
                             "message": format!("certificate serial {} issued through CSR {name}", serial.as_deref().unwrap_or("?")),
                         }))
                     })

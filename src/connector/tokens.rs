@@ -140,8 +140,10 @@ impl Tokens {
             "state": state.as_str(),
             "message": message,
             "token": null,
+            "url": null,
             "tokenHash": null,
             "step": null,
+            "endedAt": Time(Timestamp::now()),
         });
         if let Some(serial) = serial {
             status["serialNumber"] = json!(serial);

@@ -12,7 +12,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{debug, info, warn};
 
-use super::{app_status, csr, signing_ca};
+use super::{app_status, crl, csr, signing_ca, tokens};
 use crate::{
     api::{Application, LEADER_LEASE},
     error::{Error, Result},
@@ -45,6 +45,11 @@ pub struct LeaderContext {
     pub webhook_tls: Option<ManagedTls>,
     /// How often the leader checks them besides reacting to changes.
     pub webhook_check_interval: Duration,
+    /// The connector's certificates, when certpair manages them.
+    pub connector_tls: Option<ManagedTls>,
+    /// TokenRequests are served when the connector's URL is known.
+    pub tokens: Option<tokens::Settings>,
+    pub crl_validity: Duration,
 }
 
 pub async fn elect_and_lead(ctx: LeaderContext) -> Result<()> {
@@ -250,6 +255,48 @@ async fn lead(s: LeaderContext) {
             None => std::future::pending().await,
         }
     };
+    let connector_tls_task = async {
+        match s.connector_tls.clone() {
+            Some(tls) => {
+                managed_tls::run_leader(
+                    s.client.clone(),
+                    tls,
+                    s.webhook_check_interval,
+                    &s.metrics.connector_tls,
+                    Publisher::new(s.client.clone(), s.identity.clone()),
+                )
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let tokens_task = async {
+        match s.tokens.clone() {
+            Some(settings) => {
+                let pin = Arc::new(crate::slot::Slot::default());
+                let ctx = Arc::new(tokens::Context {
+                    client: s.client.clone(),
+                    settings,
+                    apps: s.apps.clone(),
+                    pin: pin.clone(),
+                });
+                tokio::join!(
+                    tokens::watch_pin(s.client.clone(), s.namespace.clone(), pin),
+                    tokens::run(ctx)
+                );
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let crl_task = crl::run(
+        s.client.clone(),
+        crl::Settings {
+            namespace: s.namespace.clone(),
+            validity: s.crl_validity,
+            max_lifetime: s.defaults.max_lifetime,
+        },
+        ca.clone(),
+    );
     let (issued_tx, issued_rx) = tokio::sync::mpsc::unbounded_channel();
     let status_task = app_status::run(s.client.clone(), s.apps.clone(), issued_rx);
     let ctx = Arc::new(csr::Context {
@@ -265,7 +312,15 @@ async fn lead(s: LeaderContext) {
     });
     let controller = csr::run(ctx, s.workers, s.streaming_lists, s.app_changes.clone());
     info!(signer = %s.signer_name, "approving and signing");
-    tokio::join!(ca_task, status_task, controller, webhook_task);
+    tokio::join!(
+        ca_task,
+        status_task,
+        controller,
+        webhook_task,
+        connector_tls_task,
+        tokens_task,
+        crl_task
+    );
 }
 
 /// Clears the Lease's holder if it is still us, so a standby need not wait for expiry.

@@ -7,14 +7,18 @@
 //! - `csr`: the approver and signer (`retries`: its per-request backoff); `signing_ca`: the
 //!   signing CA and its trust bundle;
 //!   `app_status`: coalesced Application status writes;
+//! - for the connector: `tokens` (TokenRequests: first token, expiry, retention), `crl`
+//!   (the CRL and pruning of Revocations), and its certificates through `crate::managed_tls`;
 //! - the webhook lives in `crate::webhook`, its certificates in `crate::managed_tls`.
 
 pub mod app_status;
 pub mod applications;
+pub mod crl;
 pub mod csr;
 pub mod leader;
 pub mod retries;
 pub mod signing_ca;
+pub mod tokens;
 
 use std::{sync::Arc, time::Duration};
 
@@ -46,11 +50,25 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         identity,
         lease_duration_seconds,
         webhook,
+        connector,
         streaming_lists,
         workers,
         log,
     } = args;
     log.init()?;
+    let connector_tls = connector_tls(&connector, &namespace, &webhook)?;
+    let tokens = match connector.connector_url {
+        Some(url) if url.starts_with("https://") => Some(tokens::Settings {
+            connector_url: url.trim_end_matches('/').to_owned(),
+            retention: Duration::from_secs(connector.token_retention_seconds),
+        }),
+        Some(url) => {
+            return Err(Error::Config(format!(
+                "--connector-url {url:?} must be an https:// URL"
+            )));
+        }
+        None => None,
+    };
     let webhook = WebhookConfig::from_args(webhook, &namespace)?;
 
     let client = connect().await?;
@@ -112,6 +130,9 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         app_changes,
         webhook_tls,
         webhook_check_interval,
+        connector_tls,
+        tokens,
+        crl_validity: Duration::from_secs(connector.crl_validity_seconds),
     };
 
     let outcome = tokio::select! {
@@ -147,6 +168,51 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     http_handle.stop(true).await;
     info!("stopped");
     outcome
+}
+
+/// The connector's managed CA and serving certificate, when its names are given.
+fn connector_tls(
+    args: &crate::cli::ConnectorSideArgs,
+    namespace: &str,
+    webhook: &crate::cli::WebhookArgs,
+) -> Result<Option<crate::managed_tls::ManagedTls>> {
+    use crate::{
+        api::{CONNECTOR_CA_CONFIGMAP, CONNECTOR_CA_SECRET, CONNECTOR_TLS_SECRET},
+        managed_tls::{ManagedTls, TrustTarget},
+    };
+    let dns_names: Vec<String> = args
+        .connector_dns_names
+        .iter()
+        .filter(|d| !d.is_empty())
+        .cloned()
+        .collect();
+    if dns_names.is_empty() && args.connector_ips.is_empty() {
+        return Ok(None);
+    }
+    let look_ahead = args.connector_look_ahead_seconds;
+    if look_ahead >= args.connector_serving_validity_seconds
+        || look_ahead >= webhook.webhook_ca_validity_seconds
+    {
+        return Err(Error::Config(format!(
+            "--connector-look-ahead-seconds ({look_ahead}) must be shorter than --connector-serving-validity-seconds ({}) and --webhook-ca-validity-seconds ({})",
+            args.connector_serving_validity_seconds, webhook.webhook_ca_validity_seconds
+        )));
+    }
+    Ok(Some(ManagedTls {
+        label: "connector",
+        namespace: namespace.to_owned(),
+        ca_secret: CONNECTOR_CA_SECRET,
+        tls_secret: CONNECTOR_TLS_SECRET,
+        ca_name: "certpair connector CA",
+        dns_names,
+        ips: args.connector_ips.clone(),
+        ca_validity: Duration::from_secs(webhook.webhook_ca_validity_seconds),
+        serving_validity: Duration::from_secs(args.connector_serving_validity_seconds),
+        look_ahead: Duration::from_secs(look_ahead),
+        trust: TrustTarget::ConfigMap {
+            name: CONNECTOR_CA_CONFIGMAP,
+        },
+    }))
 }
 
 /// Builds a client with the usual rules (KUBECONFIG, ~/.kube/config, in-cluster) and proves

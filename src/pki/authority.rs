@@ -243,6 +243,29 @@ impl Authority {
         )
     }
 
+    /// A CRL of this CA listing `revoked` (see [`super::crl::sign`]), DER.
+    pub fn sign_crl(
+        &self,
+        number: u64,
+        this_update: i64,
+        next_update: i64,
+        revoked: &[super::crl::Revoked],
+    ) -> Result<Vec<u8>, super::crl::CrlError> {
+        let ca = &self.chain[0];
+        let key_id = profile::key_identifier(ca)?;
+        super::crl::sign(
+            ca,
+            &self.key,
+            &key_id,
+            &super::crl::CrlSpec {
+                number,
+                this_update,
+                next_update,
+                revoked,
+            },
+        )
+    }
+
     /// Issues a TLS serving certificate by [`profile::serving`]: CN and SANs as given.
     pub fn issue_server<K: HasPublic>(
         &self,

@@ -26,6 +26,7 @@ pub fn managed(
     look_ahead: Duration,
 ) -> ManagedTls {
     ManagedTls {
+        label: "webhook",
         namespace: namespace.to_owned(),
         ca_secret: WEBHOOK_CA_SECRET,
         tls_secret: WEBHOOK_TLS_SECRET,

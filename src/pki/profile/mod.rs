@@ -81,9 +81,8 @@ impl Profile<'_> {
 }
 
 /// The AKI of a leaf: the issuer's SKI when it has one. A brought-your-own CA may have none
-/// (OpenSSL's "keyid:always" then fails every signing); RFC 5280 4.2.1.1 lets the key
-/// identifier be derived from the issuer's public key, so take SHA-1 of its subjectPublicKey
-/// (method 1 of 4.2.1.2, what its SKI would most likely have been).
+/// (OpenSSL's "keyid:always" then fails every signing), so the identifier is derived as
+/// [`key_identifier`] does.
 fn authority_key_identifier(
     b: &X509Builder,
     issuer: Option<&X509Ref>,
@@ -93,18 +92,28 @@ fn authority_key_identifier(
             .keyid(true)
             .build(&b.x509v3_context(issuer, None));
     };
-    let spki = ca.public_key()?.public_key_to_der()?;
-    let Ok((_, parsed)) = SubjectPublicKeyInfo::from_der(&spki) else {
-        // OpenSSL wrote this DER itself; failing to read it back is OpenSSL's own failure.
-        return Err(ErrorStack::get());
-    };
-    let keyid = openssl::sha::sha1(&parsed.subject_public_key.data);
+    let keyid = key_identifier(ca)?;
     // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
     let mut der = vec![0x30, 2 + keyid.len() as u8, 0x80, keyid.len() as u8];
     der.extend_from_slice(&keyid);
     let oid = Asn1Object::from_str("2.5.29.35")?;
     let contents = Asn1OctetString::new_from_bytes(&der)?;
     X509Extension::new_from_der(&oid, false, &contents)
+}
+
+/// The key identifier of a CA, for the AKI of what it signs (certificates, CRLs): its SKI, or
+/// where it has none, SHA-1 of its subjectPublicKey (RFC 5280 4.2.1.2 method 1, what its SKI
+/// would most likely have been; 4.2.1.1 allows deriving it so).
+pub fn key_identifier(ca: &X509Ref) -> Result<Vec<u8>, ErrorStack> {
+    if let Some(ski) = ca.subject_key_id() {
+        return Ok(ski.as_slice().to_vec());
+    }
+    let spki = ca.public_key()?.public_key_to_der()?;
+    let Ok((_, parsed)) = SubjectPublicKeyInfo::from_der(&spki) else {
+        // OpenSSL wrote this DER itself; failing to read it back is OpenSSL's own failure.
+        return Err(ErrorStack::get());
+    };
+    Ok(openssl::sha::sha1(&parsed.subject_public_key.data).to_vec())
 }
 
 /// A validity window in Unix seconds.
