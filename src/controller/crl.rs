@@ -33,6 +33,15 @@ pub struct Settings {
     pub max_lifetime: Duration,
 }
 
+/// What was last published: by which CA, listing which serials, when it goes stale, and
+/// the DER (to tell our own write from someone else's when the watch reports it).
+struct Published {
+    ca: Vec<u8>,
+    serials: Vec<Vec<u8>>,
+    next_update: i64,
+    der: Vec<u8>,
+}
+
 /// Runs until dropped.
 pub async fn run(client: Client, settings: Settings, ca: Arc<SigningCa>) {
     let revocations: Api<Revocation> = Api::all(client.clone());
@@ -57,8 +66,7 @@ pub async fn run(client: Client, settings: Settings, ca: Arc<SigningCa>) {
     // The CRL's own ConfigMap: a deleted or edited CRL is published again.
     let mut published_changed = watch_named(maps.clone(), CRL_CONFIGMAP).boxed();
     let mut ready = false;
-    // What was last published: the CA, the serials, when it goes stale, and the DER.
-    let mut last: Option<(Vec<u8>, Vec<Vec<u8>>, i64, Vec<u8>)> = None;
+    let mut last: Option<Published> = None;
     loop {
         tokio::select! {
             trigger = triggers.next() => if trigger.is_none() { return },
@@ -72,7 +80,7 @@ pub async fn run(client: Client, settings: Settings, ca: Arc<SigningCa>) {
                     _ => continue,
                 };
                 // Our own write comes back too; anything else means publishing again.
-                if last.as_ref().map(|l| &l.3) != seen.as_ref() {
+                if last.as_ref().map(|l| &l.der) != seen.as_ref() {
                     last = None;
                 }
             }
@@ -127,8 +135,8 @@ pub async fn run(client: Client, settings: Settings, ca: Arc<SigningCa>) {
         let serials: Vec<Vec<u8>> = revoked.iter().map(|r| r.serial.clone()).collect();
         let ca_der = authority.certificate().to_der().unwrap_or_default();
         let validity = i64::try_from(settings.validity.as_secs()).unwrap_or(86_400);
-        let current = last.as_ref().is_some_and(|(ca, listed, next_update, _)| {
-            *ca == ca_der && *listed == serials && next_update - now > validity / 2
+        let current = last.as_ref().is_some_and(|l| {
+            l.ca == ca_der && l.serials == serials && l.next_update - now > validity / 2
         });
         if current {
             continue;
@@ -176,7 +184,12 @@ pub async fn run(client: Client, settings: Settings, ca: Arc<SigningCa>) {
         {
             Ok(_) => {
                 info!(number, revoked = revoked.len(), "CRL published");
-                last = Some((ca_der, serials, next_update, der));
+                last = Some(Published {
+                    ca: ca_der,
+                    serials,
+                    next_update,
+                    der,
+                });
             }
             Err(e) => warn!(error = %e, "publishing the CRL failed"),
         }
