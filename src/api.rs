@@ -368,7 +368,8 @@ pub struct TokenRequestStatus {
     /// connector never reads it, only `tokenHash`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// SHA-256 (hex) of the token that is good now.
+    /// SHA-256 (hex) of the current token (kept once the request ends, so a late use of
+    /// the token is told why it no longer works).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_hash: Option<String>,
     /// What the current token is good for.

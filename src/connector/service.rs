@@ -36,7 +36,9 @@ use crate::{
     },
     policy::{
         self, ApplicationRules, Defaults, DenyReason, RequestSpec,
-        pairing::{announced_subject, check_identity, check_pairing, check_same_subject},
+        pairing::{
+            PairingRefusal, announced_subject, check_identity, check_pairing, check_same_subject,
+        },
     },
     slot::Slot,
     telemetry::{ConnectorMetrics, IssueLabels},
@@ -269,7 +271,7 @@ impl Service {
             self.application(&application).as_ref(),
             &self.defaults,
         )
-        .map_err(refused)?;
+        .map_err(pairing_refused)?;
 
         // Claim the token for a CSR, or find the one an earlier call claimed.
         let claimed = tr
@@ -346,8 +348,7 @@ impl Service {
                         Some(json!({
                             "state": TokenState::Used.as_str(),
                             "step": null,
-                            "tokenHash": null,
-                            "token": null,
+                                        "token": null,
                             "url": null,
                             "serialNumber": serial,
                             "endedAt": Time(Timestamp::now()),
@@ -527,7 +528,7 @@ impl Service {
             Some(&identity.rules),
             &self.defaults,
         )
-        .map_err(refused)?;
+        .map_err(pairing_refused)?;
         let name = csr_name("renew", &identity.application)?;
         let waiter = self.issuer.register(&name);
         self.issuer
@@ -618,10 +619,22 @@ fn csr_name(purpose: &str, application: &str) -> Result<String, ConnectorError> 
     ))
 }
 
+/// The policy's refusal in a connector client's terms: policy names the CSR object's field
+/// (`spec.request`), a connector client sent "the CSR".
 fn refused(d: policy::Denial) -> ConnectorError {
     ConnectorError::Refused {
         reason: d.reason,
-        message: d.message,
+        message: d
+            .message
+            .replace("spec.request's", "the CSR's")
+            .replace("spec.request", "CSR"),
+    }
+}
+
+fn pairing_refused(r: PairingRefusal) -> ConnectorError {
+    match r {
+        PairingRefusal::OtherApplication(message) => ConnectorError::Forbidden(message),
+        PairingRefusal::Denied(d) => refused(d),
     }
 }
 

@@ -141,7 +141,6 @@ impl Tokens {
             "message": message,
             "token": null,
             "url": null,
-            "tokenHash": null,
             "step": null,
             "endedAt": Time(Timestamp::now()),
         });

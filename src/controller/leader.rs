@@ -43,8 +43,8 @@ pub struct LeaderContext {
     pub app_changes: watch::Receiver<()>,
     /// The webhook's certificates, when the webhook is on.
     pub webhook_tls: Option<ManagedTls>,
-    /// How often the leader checks them besides reacting to changes.
-    pub webhook_check_interval: Duration,
+    /// How often the leader checks the managed certificates besides reacting to changes.
+    pub tls_check_interval: Duration,
     /// The connector's certificates, when certpair manages them.
     pub connector_tls: Option<ManagedTls>,
     /// TokenRequests are served when the connector's URL is known.
@@ -246,7 +246,7 @@ async fn lead(s: LeaderContext) {
                 managed_tls::run_leader(
                     s.client.clone(),
                     tls,
-                    s.webhook_check_interval,
+                    s.tls_check_interval,
                     &s.metrics.webhook_tls,
                     Publisher::new(s.client.clone(), s.identity.clone()),
                 )
@@ -261,7 +261,7 @@ async fn lead(s: LeaderContext) {
                 managed_tls::run_leader(
                     s.client.clone(),
                     tls,
-                    s.webhook_check_interval,
+                    s.tls_check_interval,
                     &s.metrics.connector_tls,
                     Publisher::new(s.client.clone(), s.identity.clone()),
                 )

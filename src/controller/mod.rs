@@ -69,6 +69,9 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         }
         None => None,
     };
+    // The leader checks every managed certificate this often (the webhook's and the
+    // connector's), besides reacting to changes.
+    let tls_check_interval = Duration::from_secs(webhook.webhook_check_interval_seconds);
     let webhook = WebhookConfig::from_args(webhook, &namespace)?;
 
     let client = connect().await?;
@@ -109,10 +112,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let (app_changed, app_changes) = watch::channel(());
     let (apps_synced_tx, apps_synced) = watch::channel(false);
     let identity = identity.unwrap_or_else(default_identity);
-    let (webhook_tls, webhook_check_interval) = match webhook {
-        Some(config) => (Some(config.tls), config.check_interval),
-        None => (None, Duration::ZERO),
-    };
+    let webhook_tls = webhook.map(|config| config.tls);
     let ctx = leader::LeaderContext {
         client: client.clone(),
         namespace: namespace.clone(),
@@ -129,7 +129,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         apps_synced,
         app_changes,
         webhook_tls,
-        webhook_check_interval,
+        tls_check_interval,
         connector_tls,
         tokens,
         crl_validity: Duration::from_secs(connector.crl_validity_seconds),

@@ -164,7 +164,6 @@ async fn reconcile(tr: Arc<TokenRequest>, ctx: Arc<Context>) -> Result<Action, E
                 "state": TokenState::Expired.as_str(),
                 "token": null,
                 "url": null,
-                "tokenHash": null,
                 "step": null,
                 "endedAt": Time(now),
                 "message": format!("the token expired at {expire} unused; create a new TokenRequest"),

@@ -71,6 +71,15 @@ pub fn key_algorithm(keys: &KeyRules) -> &'static str {
     }
 }
 
+/// Why a request redeemed with a token is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairingRefusal {
+    /// The CN names another Application than the token's (Kyma answers 403 for this).
+    OtherApplication(String),
+    /// What the approver would deny it for.
+    Denied(Denial),
+}
+
 /// A request redeemed with a token for `application`: its CN must name that Application, and
 /// it must be one the approver would approve (the Application exists, is enabled, the subject
 /// and key fit). The connector is the requester and may request every Application; whether it
@@ -80,15 +89,12 @@ pub fn check_pairing(
     application: &str,
     app: Option<&ApplicationRules>,
     defaults: &Defaults,
-) -> Result<(), Denial> {
+) -> Result<(), PairingRefusal> {
     if req.cn != application {
-        return Err(Denial::new(
-            DenyReason::SubjectMismatch,
-            format!(
-                "{INVALID_COMMON_NAME} The subject's CN is {:?}; this token pairs Application {application:?}",
-                req.cn
-            ),
-        ));
+        return Err(PairingRefusal::OtherApplication(format!(
+            "{INVALID_COMMON_NAME} The subject's CN is {:?}; this token pairs Application {application:?}",
+            req.cn
+        )));
     }
     let facts = Facts {
         application: app,
@@ -105,8 +111,11 @@ pub fn check_pairing(
         },
     ) {
         Decision::Approve { .. } => Ok(()),
-        Decision::Deny(d) => Err(d),
-        Decision::Pending { message } => Err(Denial::new(DenyReason::UnknownApplication, message)),
+        Decision::Deny(d) => Err(PairingRefusal::Denied(d)),
+        Decision::Pending { message } => Err(PairingRefusal::Denied(Denial::new(
+            DenyReason::UnknownApplication,
+            message,
+        ))),
     }
 }
 

@@ -35,8 +35,6 @@ pub struct WebhookConfig {
     pub addr: SocketAddr,
     /// Its managed CA and serving certificate.
     pub tls: ManagedTls,
-    /// How often the leader checks them besides reacting to changes.
-    pub check_interval: Duration,
     pub drain_window: Duration,
 }
 
@@ -52,7 +50,8 @@ impl WebhookConfig {
             webhook_ca_validity_seconds,
             webhook_serving_validity_seconds,
             webhook_look_ahead_seconds,
-            webhook_check_interval_seconds,
+            // Read by the controller: it paces every managed certificate.
+            webhook_check_interval_seconds: _,
             webhook_drain_seconds,
         } = args;
         let Some(addr) = webhook_addr else {
@@ -84,7 +83,6 @@ impl WebhookConfig {
                 Duration::from_secs(webhook_serving_validity_seconds),
                 Duration::from_secs(webhook_look_ahead_seconds),
             ),
-            check_interval: Duration::from_secs(webhook_check_interval_seconds),
             drain_window: Duration::from_secs(webhook_drain_seconds),
         }))
     }

@@ -229,9 +229,12 @@ impl Cluster {
         let auth = config.auth_infos[0].auth_info.as_mut().expect("auth info");
         auth.client_certificate_data = None;
         auth.client_key_data = None;
-        auth.token = Some(token.into());
-        self.identity(&format!("system:serviceaccount:{namespace}:{name}"), config)
-            .await
+        auth.token = Some(token.clone().into());
+        let mut identity = self
+            .identity(&format!("system:serviceaccount:{namespace}:{name}"), config)
+            .await;
+        identity.token = Some(token);
+        identity
     }
 
     async fn identity(&self, username: &str, config: Kubeconfig) -> Identity {
@@ -249,6 +252,7 @@ impl Cluster {
             username: username.to_owned(),
             client,
             kubeconfig: file,
+            token: None,
         }
     }
 
@@ -270,6 +274,8 @@ pub struct Identity {
     pub username: String,
     pub client: Client,
     pub kubeconfig: PathBuf,
+    /// The bearer token of a ServiceAccount identity.
+    pub token: Option<String>,
 }
 
 impl Identity {
@@ -433,33 +439,68 @@ impl Cluster {
     /// Starts a controller with `args` and waits until it is ready.
     pub async fn start_controller(&self, args: &[&str]) -> ControllerProcess {
         self.install_manifests().await;
+        self.start_certpair("controller", "certpair-controller", args)
+            .await
+    }
+
+    /// Installs what the connector needs (its RBAC from `manifests/connector.yaml`, without
+    /// the Deployment and Services, and the TokenRequest admission policy).
+    pub async fn install_connector_manifests(&self) {
+        self.install_manifests().await;
+        let root = repo_root();
+        let out = run(self
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts"])
+            .args(["-l", "app.kubernetes.io/name!=certpair-connector", "-f"])
+            .arg(root.join("manifests/connector.yaml"))
+            .arg("-f")
+            .arg(root.join("manifests/token-policy.yaml")));
+        assert!(
+            out.status.success(),
+            "applying connector manifests: {}",
+            stderr(&out)
+        );
+    }
+
+    /// Starts `certpair connector` with `args` as its ServiceAccount and waits until it is
+    /// ready.
+    pub async fn start_connector(&self, args: &[&str]) -> ControllerProcess {
+        self.install_connector_manifests().await;
+        self.start_certpair("connector", "certpair-connector", args)
+            .await
+    }
+
+    /// Starts `certpair <subcommand> --http-addr <free port> <args>` as ServiceAccount
+    /// `service_account` of certpair-system and waits until /readyz answers 200.
+    pub async fn start_certpair(
+        &self,
+        subcommand: &str,
+        service_account: &str,
+        args: &[&str],
+    ) -> ControllerProcess {
         let identity = self
-            .service_account("certpair-system", "certpair-controller")
+            .service_account("certpair-system", service_account)
             .await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let http_addr = format!("127.0.0.1:{port}");
+        let http_addr = format!("127.0.0.1:{}", free_port());
         let log_dir = self.state_dir.join("controller-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
-        let log_file = log_dir.join(format!("{}.log", unique("controller")));
+        let log_file = log_dir.join(format!("{}.log", unique(subcommand)));
         let mut cmd_line = vec![
             env!("CARGO_BIN_EXE_certpair").to_owned(),
-            "controller".into(),
+            subcommand.into(),
             "--http-addr".into(),
             http_addr.clone(),
-            "--lease-duration-seconds".into(),
-            "6".into(),
         ];
+        if subcommand == "controller" {
+            cmd_line.extend(["--lease-duration-seconds".into(), "6".into()]);
+        }
         cmd_line.extend(args.iter().map(|a| a.to_string()));
         let quoted: Vec<String> = cmd_line
             .iter()
             .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
             .collect();
-        // The watchdog: run the controller, pass a TERM on, TERM it when the test process is
-        // gone, and exit with the controller's own status.
+        // The watchdog: run the process, pass a TERM on, TERM it when the test process is
+        // gone, and exit with the process's own status.
         let script = format!(
             "{} & pid=$!; trap 'kill -TERM $pid 2>/dev/null' TERM; \
              while kill -0 {} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.3; done; \
@@ -479,7 +520,7 @@ impl Cluster {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("start certpair controller");
+            .unwrap_or_else(|e| panic!("start certpair {subcommand}: {e}"));
         let mut process = ControllerProcess {
             child,
             http_addr,
@@ -496,10 +537,22 @@ impl Cluster {
         })
         .await;
         if ready.is_err() || process.child.try_wait().ok().flatten().is_some() {
-            panic!("controller did not become ready:\n{}", process.logs());
+            panic!(
+                "certpair {subcommand} did not become ready:\n{}",
+                process.logs()
+            );
         }
         process
     }
+}
+
+/// A TCP port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl ControllerProcess {
