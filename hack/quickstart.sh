@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
 # certpair's main job on this machine: builds certpair and the local control plane, starts the
-# control plane, installs the CRD and RBAC, runs `certpair controller` as its ServiceAccount,
-# and shows a CSR made with openssl being approved and signed. The controller and the control plane keep running afterwards;
-# `hack/quickstart.sh down` stops both.
+# control plane, installs the CRDs and RBAC, runs `certpair controller` and `certpair
+# connector` as their ServiceAccounts, shows a CSR made with openssl being approved and signed,
+# and pairs an application the way Kyma's tutorial does it (curl and openssl: token, CSR info,
+# certificate, management info, renewal, revocation, CRL). The processes and the control plane
+# keep running afterwards; `hack/quickstart.sh down` stops them all.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
 
 work="$root/target/quickstart"
-pidfile="$work/controller.pid"
 
-stop_controller() {
+# stop_process controller|connector: the one this script started, if it still runs.
+stop_process() {
+  local pidfile="$work/$1.pid"
   if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null &&
-     tr '\0' ' ' < "/proc/$(cat "$pidfile")/cmdline" | grep -q "certpair controller"; then
+     tr '\0' ' ' < "/proc/$(cat "$pidfile")/cmdline" | grep -q "certpair $1"; then
     kill -TERM "$(cat "$pidfile")"
     for _ in $(seq 1 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
-    echo "stopped certpair controller (pid $(cat "$pidfile"))" >&2
+    echo "stopped certpair $1 (pid $(cat "$pidfile"))" >&2
   fi
   rm -f "$pidfile"
 }
 
 if [[ "${1:-}" == down ]]; then
-  stop_controller
+  stop_process connector
+  stop_process controller
   hack/control-plane.sh down
   exit 0
 fi
@@ -65,52 +69,71 @@ spec:
 YAML
 kubectl get applications.certpair.dev
 
-say "running certpair controller as its ServiceAccount (not as an admin)"
-stop_controller
+say "running certpair controller and connector as their ServiceAccounts (not as an admin)"
+stop_process connector
+stop_process controller
 mkdir -p "$work"
-# A kubeconfig of its own that holds the cluster and the ServiceAccount token, and nothing of
-# the admin's (copying the admin kubeconfig would leave the admin's client key in a file the
-# controller reads).
-sa_kubeconfig="$work/controller.kubeconfig"
 server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 # --flatten embeds the CA even where the admin kubeconfig names a file.
 ca_data=$(kubectl config view --raw --minify --flatten \
   -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
-token=$(kubectl create token certpair-controller -n certpair-system --duration 24h)
-# Written directly (0600), so the token never appears on a command line.
-(
-  umask 077
-  cat > "$sa_kubeconfig" <<KUBECONFIG
+# sa_kubeconfig NAME: a kubeconfig of its own for ServiceAccount NAME that holds the cluster
+# and the ServiceAccount's token, and nothing of the admin's (copying the admin kubeconfig
+# would leave the admin's client key in a file the process reads). Written directly (0600),
+# so the token never appears on a command line.
+sa_kubeconfig() {
+  local file="$work/$1.kubeconfig" token
+  token=$(kubectl create token "$1" -n certpair-system --duration 24h)
+  (
+    umask 077
+    cat > "$file" <<KUBECONFIG
 apiVersion: v1
 kind: Config
 clusters:
   - name: local
     cluster: {server: "$server", certificate-authority-data: "$ca_data"}
 users:
-  - name: certpair-controller
+  - name: $1
     user: {token: "$token"}
 contexts:
   - name: certpair
-    context: {cluster: local, user: certpair-controller}
+    context: {cluster: local, user: $1}
 current-context: certpair
 KUBECONFIG
-)
-if grep -q 'client-key-data\|client-certificate-data' "$sa_kubeconfig"; then
-  echo "error: $sa_kubeconfig holds client certificate credentials; it must hold only the token" >&2
-  exit 1
-fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  )
+  if grep -q 'client-key-data\|client-certificate-data' "$file"; then
+    echo "error: $file holds client certificate credentials; it must hold only the token" >&2
+    exit 1
+  fi
+  echo "$file"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# wait_ready NAME PORT: until /readyz answers, or the process has exited.
+wait_ready() {
+  for _ in $(seq 1 150); do
+    curl -fsS "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return
+    kill -0 "$(cat "$work/$1.pid")" 2>/dev/null || { cat "$work/$1.log" >&2; echo "certpair $1 exited" >&2; exit 1; }
+    sleep 0.2
+  done
+  cat "$work/$1.log" >&2; echo "certpair $1 never became ready" >&2; exit 1
+}
+port=$(free_port)
+connector_port=$(free_port)
+connector_url=https://127.0.0.1:9443
 # The webhook listens where the local webhook configuration points; certpair makes its own CA
-# and serving certificate and injects the caBundle.
-KUBECONFIG="$sa_kubeconfig" setsid "$bin" controller --http-addr "127.0.0.1:$port" \
+# and serving certificate and injects the caBundle. It also makes the connector's certificate
+# (for 127.0.0.1) and serves TokenRequests pointing at the connector.
+KUBECONFIG="$(sa_kubeconfig certpair-controller)" setsid "$bin" controller --http-addr "127.0.0.1:$port" \
   --webhook-addr 127.0.0.1:8443 --webhook-ips 127.0.0.1 --webhook-dns-names localhost \
+  --connector-url "$connector_url" --connector-ips 127.0.0.1 --connector-dns-names localhost \
   > "$work/controller.log" 2>&1 < /dev/null &
-echo $! > "$pidfile"
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  kill -0 "$(cat "$pidfile")" 2>/dev/null || { cat "$work/controller.log" >&2; echo "certpair controller exited" >&2; exit 1; }
-  sleep 0.2
-done
+echo $! > "$work/controller.pid"
+wait_ready controller "$port"
+KUBECONFIG="$(sa_kubeconfig certpair-connector)" setsid "$bin" connector --http-addr "127.0.0.1:$connector_port" \
+  --connector-addr 127.0.0.1:9443 --internal-addr 127.0.0.1:9080 --external-url "$connector_url" \
+  > "$work/connector.log" 2>&1 < /dev/null &
+echo $! > "$work/connector.pid"
+wait_ready connector "$connector_port"
 echo "GET /healthz -> $(curl -fsS "http://127.0.0.1:$port/healthz")"
 echo "GET /readyz  -> $(curl -fsS "http://127.0.0.1:$port/readyz")"
 
@@ -166,9 +189,73 @@ echo "GET /metrics (certpair's own series):"
 curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^certpair_(csr_decisions|certificates_issued|signing_ca|leader|applications)' \
   | grep -v '^certpair_signing_ca_problem.* 0$' # a problem series shows only while it is 1
 
+say "pairing an external application the way Kyma's tutorial does it (curl and openssl)"
+cd "$work"
+# csr_json CSR OUT: Kyma's request body {"csr": "<base64 of the PEM>"}.
+csr_json() { printf '{"csr":"%s"}' "$(base64 -w0 "$1")" > "$2"; }
+kubectl delete tokenrequest billing-pairing -n default --ignore-not-found >/dev/null
+set -x
+kubectl create -f - <<'YAML'
+apiVersion: certpair.dev/v1alpha1
+kind: TokenRequest
+metadata:
+  name: billing-pairing
+  namespace: default
+spec:
+  application: billing
+YAML
+kubectl wait --for=jsonpath='{.status.state}'=Ready --timeout 30s tokenrequest/billing-pairing
+kubectl get tokenrequest billing-pairing
+url=$(kubectl get tokenrequest billing-pairing -o jsonpath='{.status.url}')
+# The connector's CA: check it against the pin in the TokenRequest before sending the token.
+kubectl get configmap certpair-connector-ca -n certpair-system -o jsonpath='{.data.ca\.crt}' > connector-ca.crt
+pin=$(kubectl get tokenrequest billing-pairing -o jsonpath='{.status.caCertHash}')
+test "$pin" = "sha256:$(openssl x509 -in connector-ca.crt -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)"
+curl -fsS --cacert connector-ca.crt "$url" > info.json
+python3 -m json.tool info.json
+csr_url=$(python3 -c 'import json; print(json.load(open("info.json"))["csrUrl"])')
+subject=$(python3 -c 'import json; print("/" + json.load(open("info.json"))["certificate"]["subject"].replace(",", "/"))')
+openssl genrsa -out app.key 2048
+openssl req -new -key app.key -subj "$subject" -out app.csr
+csr_json app.csr app.json
+curl -fsS --cacert connector-ca.crt -H "Content-Type: application/json" -d @app.json "$csr_url" > cert.json
+python3 -c 'import json, base64; d = json.load(open("cert.json")); [open(f, "wb").write(base64.b64decode(d[k])) for k, f in (("crt", "app.chain.crt"), ("clientCrt", "app.crt"), ("caCrt", "app.ca.crt"))]'
+openssl verify -CAfile ca-bundle.crt app.crt
+kubectl get csr -l app.kubernetes.io/managed-by=certpair-connector
+curl -fsS --cacert connector-ca.crt --cert app.chain.crt --key app.key \
+  https://127.0.0.1:9443/v1/applications/management/info | python3 -m json.tool
+openssl genrsa -out app2.key 2048
+openssl req -new -key app2.key -subj "$subject" -out app2.csr
+csr_json app2.csr app2.json
+curl -fsS --cacert connector-ca.crt --cert app.chain.crt --key app.key \
+  -d @app2.json https://127.0.0.1:9443/v1/applications/certificates/renewals > renewed.json
+python3 -c 'import json, base64; open("app2.crt", "wb").write(base64.b64decode(json.load(open("renewed.json"))["clientCrt"]))'
+openssl x509 -in app.crt -noout -serial
+openssl x509 -in app2.crt -noout -serial
+curl -fsS --cacert connector-ca.crt --cert app.chain.crt --key app.key -X POST \
+  https://127.0.0.1:9443/v1/applications/certificates/revocations
+# Renewing with the revoked certificate is refused:
+curl -sS --cacert connector-ca.crt --cert app.chain.crt --key app.key \
+  -d @app2.json https://127.0.0.1:9443/v1/applications/certificates/renewals
+echo
+set +x
+serial=$(openssl x509 -in app.crt -noout -serial | cut -d= -f2)
+for _ in $(seq 1 100); do
+  curl -fsS --cacert connector-ca.crt -H 'Accept: application/x-pem-file' https://127.0.0.1:9443/v1/crl > crl.pem 2>/dev/null &&
+    openssl crl -in crl.pem -noout -text | grep -q "$serial" && break
+  sleep 0.2
+done
+set -x
+openssl crl -in crl.pem -noout -text | grep -A1 "$serial"
+openssl crl -in crl.pem -CAfile ca-bundle.crt -noout -verify
+openssl verify -crl_check -CAfile ca-bundle.crt -CRLfile crl.pem app.crt || true
+set +x
+cd "$root"
+
 cat <<TXT
 
-certpair controller is running (pid $(cat "$pidfile"), logs: $work/controller.log).
+certpair controller is running (pid $(cat "$work/controller.pid"), logs: $work/controller.log).
+certpair connector is running (pid $(cat "$work/connector.pid"), logs: $work/connector.log) at https://127.0.0.1:9443.
   export KUBECONFIG=$KUBECONFIG
   export PATH=$root/hack/bin:\$PATH
   kubectl get applications
