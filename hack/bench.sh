@@ -8,6 +8,11 @@
 #                           plane; prints throughput, create-to-issued percentiles, single-CSR
 #                           latency and the controller's RSS; then the controller's peak RSS
 #                           when it restarts among 1,000 CSRs with 200 KB annotations each.
+#   hack/bench.sh connector [N] [C]  N full pairings (default 200; info + certificates, RSA-2048
+#                           CSRs prepared beforehand) from C concurrent clients (default 16)
+#                           against the local control plane, single pairings on the idle
+#                           cluster, N renewals over mTLS; pairings/s, p50/p95/p99 per step,
+#                           and the connector's RSS.
 #   hack/bench.sh flood     500 clients sending slow 1 MiB bodies to the webhook for 45 s
 #                           (tests/webhook_flood.rs, which also asserts the bound); prints the
 #                           controller's peak RSS and how long a kubectl create took meanwhile.
@@ -44,10 +49,14 @@ case "${1:-}" in
     fi
     cargo bench --locked --bench webhook -- "${2:-10}"
     ;;
+  connector)
+    control_plane
+    cargo bench --locked --bench connector -- "${2:-200}" "${3:-16}"
+    ;;
   flood)
     control_plane
     cargo test --locked --test webhook_flood -- --nocapture 2>&1 \
       | grep -E '^(flood:|kubectl create during|test result)'
     ;;
-  *) echo "usage: $0 csr [N] | webhook [SECONDS] | flood" >&2; exit 2 ;;
+  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | flood" >&2; exit 2 ;;
 esac

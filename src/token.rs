@@ -28,7 +28,12 @@ pub fn hash(token: &str) -> String {
 
 /// Whether `token` hashes to `stored`, in time independent of where they differ.
 pub fn matches(stored: &str, token: &str) -> bool {
-    let computed = hash(token);
+    same_hash(stored, &hash(token))
+}
+
+/// Whether two token hashes are equal, in time independent of where they differ (hash the
+/// presented token once with [`hash`], then compare it with every candidate).
+pub fn same_hash(stored: &str, computed: &str) -> bool {
     stored.len() == computed.len() && openssl::memcmp::eq(stored.as_bytes(), computed.as_bytes())
 }
 

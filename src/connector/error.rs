@@ -54,6 +54,8 @@ pub enum ConnectorError {
     Pending { csr: String, waited: Duration },
     #[error("{0}")]
     Busy(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("{0}")]
@@ -90,6 +92,7 @@ impl ResponseError for ConnectorError {
             }
             Self::Denied { .. } => StatusCode::BAD_REQUEST,
             Self::Pending { .. } | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Kube(kube::Error::Api(_)) | Self::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -223,6 +223,7 @@ pub async fn run(args: ConnectorArgs) -> Result<()> {
         urls.clone(),
         metrics.clone(),
         crl,
+        trust.clone(),
     ));
 
     let draining = Arc::new(AtomicBool::new(false));

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::{
     ConnectorError,
-    issuance::{Issuer, NewCsr, Outcome},
+    issuance::{self, Issuer, NewCsr, Outcome},
     tokens::{Tokens, expire_after},
 };
 use crate::{
@@ -42,7 +42,7 @@ use crate::{
     },
     slot::Slot,
     telemetry::{ConnectorMetrics, IssueLabels},
-    tls::PeerCertificate,
+    tls::{PeerCertificate, TrustSlot},
     token,
 };
 
@@ -143,6 +143,8 @@ pub struct Service {
     pub metrics: Arc<ConnectorMetrics>,
     /// The signing CA's CRL, DER, as the leader published it.
     pub crl: Arc<Slot<Vec<u8>>>,
+    /// The signing CA bundle: client certificates must be issued directly by one of these.
+    pub trust: Arc<TrustSlot>,
     heartbeats: Mutex<HashMap<String, Instant>>,
 }
 
@@ -163,6 +165,7 @@ impl Service {
         urls: Urls,
         metrics: Arc<ConnectorMetrics>,
         crl: Arc<Slot<Vec<u8>>>,
+        trust: Arc<TrustSlot>,
     ) -> Self {
         Self {
             client,
@@ -174,6 +177,7 @@ impl Service {
             urls,
             metrics,
             crl,
+            trust,
             heartbeats: Mutex::default(),
         }
     }
@@ -216,7 +220,7 @@ impl Service {
 
     /// `signingRequests/info`: redeems the first token and hands out the certificate token.
     pub async fn signing_info(&self, token: Option<&str>) -> Result<SigningInfo, ConnectorError> {
-        let tr = self.tokens.find(token, TokenStep::Info)?;
+        let tr = self.tokens.find(token, TokenStep::Info).await?;
         let token = token.unwrap_or_default();
         let application = tr.spec.application.clone();
         let csr = self.csr_info(&application)?;
@@ -255,7 +259,7 @@ impl Service {
         token: Option<&str>,
         csr_pem: &[u8],
     ) -> Result<Certificates, ConnectorError> {
-        let tr = self.tokens.find(token, TokenStep::Certificate)?;
+        let tr = self.tokens.find(token, TokenStep::Certificate).await?;
         let token = token.unwrap_or_default();
         let application = tr.spec.application.clone();
         let parsed = parse_pem(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
@@ -299,56 +303,41 @@ impl Service {
                     .unwrap_or(name)
             }
         };
-        let waiter = self.issuer.register(&name);
-        let mut existing = self.issuer.get(&name).await?;
-        if existing.is_none() {
-            let annotations = BTreeMap::from([(
-                TOKEN_REQUEST_ANNOTATION.to_owned(),
-                format!("{}/{}", tr.namespace().unwrap_or_default(), tr.name_any()),
-            )]);
-            let created = self
-                .issuer
-                .create(NewCsr {
-                    name: &name,
-                    pem: csr_pem,
-                    rsa: matches!(parsed.key, KeyInfo::Rsa { .. }),
-                    annotations,
-                })
-                .await?;
-            if created {
-                info!(csr = %name, %application, "CSR created for a pairing");
-            } else {
-                existing = self.issuer.get(&name).await?;
-            }
-        }
-        if let Some(existing) = existing {
-            // The token is good for one key: whoever created the CSR first set it, and a
-            // retry must send the same one.
-            let same_key = parse_pem(&existing.spec.request.0)
-                .ok()
-                .and_then(|p| p.public_key.public_key_to_der().ok())
-                == parsed.public_key.public_key_to_der().ok();
-            if !same_key {
+        let started = Instant::now();
+        let annotations = BTreeMap::from([(
+            TOKEN_REQUEST_ANNOTATION.to_owned(),
+            format!("{}/{}", tr.namespace().unwrap_or_default(), tr.name_any()),
+        )]);
+        let outcome = match self
+            .obtain(&name, csr_pem, &parsed, annotations, &application)
+            .await
+        {
+            Err(ObtainError::OtherKey) => {
                 return Err(ConnectorError::InvalidToken(Some(format!(
                     "It has been used to request a certificate for another key (CSR {name})."
                 ))));
             }
-        }
-        let started = Instant::now();
-        let outcome = waiter.wait().await?;
+            Err(ObtainError::Connector(e)) => return Err(e),
+            Ok(outcome) => outcome,
+        };
         let certs = self.settle(&name, outcome).await;
         match &certs {
             Ok(certs) => {
                 let serial = X509::from_pem(&certs.client)
                     .ok()
                     .and_then(|c| serial_hex(&c).ok());
-                // Exactly one caller gets the certificate: the one whose write marks it used.
+                // Marked used once, by the first call that holds the certificate; a retry
+                // by the same key fetches it again.
                 self.tokens
-                    .redeem(&tr, token, TokenStep::Certificate, |_| {
-                        Some(json!({
+                    .redeem(&tr, token, TokenStep::Certificate, |current| {
+                        let used = current
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.state == Some(TokenState::Used));
+                        (!used).then(|| json!({
                             "state": TokenState::Used.as_str(),
                             "step": null,
-                                        "token": null,
+                            "token": null,
                             "url": null,
                             "serialNumber": serial,
                             "endedAt": Time(Timestamp::now()),
@@ -369,6 +358,52 @@ impl Service {
             Err(_) => {}
         }
         certs
+    }
+
+    /// Creates CSR `name` for `csr_pem`, or joins the one that exists (a retry), which must
+    /// carry the same key; then its outcome: at once if it has one, else when the watch
+    /// reports it, or `None` after the issuer's timeout.
+    async fn obtain(
+        &self,
+        name: &str,
+        csr_pem: &[u8],
+        parsed: &crate::pki::csr::ParsedRequest,
+        annotations: BTreeMap<String, String>,
+        application: &str,
+    ) -> Result<Option<Outcome>, ObtainError> {
+        let waiter = self.issuer.register(name);
+        let mut existing = self.issuer.get(name).await.map_err(ConnectorError::from)?;
+        if existing.is_none() {
+            let created = self
+                .issuer
+                .create(NewCsr {
+                    name,
+                    pem: csr_pem,
+                    rsa: matches!(parsed.key, KeyInfo::Rsa { .. }),
+                    annotations,
+                })
+                .await
+                .map_err(ConnectorError::from)?;
+            if created {
+                info!(csr = %name, %application, "CSR created");
+            } else {
+                existing = self.issuer.get(name).await.map_err(ConnectorError::from)?;
+            }
+        }
+        if let Some(existing) = existing {
+            // Whoever created the CSR first chose the key; a retry must send the same one.
+            let same_key = parse_pem(&existing.spec.request.0)
+                .ok()
+                .and_then(|p| p.public_key.public_key_to_der().ok())
+                == parsed.public_key.public_key_to_der().ok();
+            if !same_key {
+                return Err(ObtainError::OtherKey);
+            }
+            if let Some(outcome) = issuance::outcome(&existing) {
+                return Ok(Some(outcome));
+            }
+        }
+        Ok(waiter.wait().await.map_err(ConnectorError::from)?)
     }
 
     /// Turns a CSR's outcome into certificates or the error a client sees.
@@ -424,6 +459,18 @@ impl Service {
             return Err(ConnectorError::ClientCertificate(format!(
                 "the client certificate was not issued by certpair's signing CA ({why})"
             )));
+        }
+        // Checked again per request, against the bundle as it is now (a session resumed or a
+        // connection kept alive since the bundle changed), and for the direct issuer: a chain
+        // through another CA under a common root is not certpair's.
+        let issued_by_certpair = self
+            .trust
+            .get()
+            .is_some_and(|cas| cas.iter().any(|ca| crate::pki::signed_by(cert, ca)));
+        if !issued_by_certpair {
+            return Err(ConnectorError::ClientCertificate(
+                "the client certificate was not issued by certpair's signing CA".into(),
+            ));
         }
         let der = cert.to_der().map_err(internal)?;
         let serial = serial_hex(cert).map_err(internal)?;
@@ -529,22 +576,29 @@ impl Service {
             &self.defaults,
         )
         .map_err(pairing_refused)?;
-        let name = csr_name("renew", &identity.application)?;
-        let waiter = self.issuer.register(&name);
-        self.issuer
-            .create(NewCsr {
-                name: &name,
-                pem: csr_pem,
-                rsa: matches!(parsed.key, KeyInfo::Rsa { .. }),
-                annotations: BTreeMap::from([(
-                    RENEWS_ANNOTATION.to_owned(),
-                    identity.serial.clone(),
-                )]),
-            })
-            .await?;
-        info!(csr = %name, application = %identity.application, renews = %identity.serial, "CSR created for a renewal");
+        // One renewal per certificate: a retry (same key) joins it, anything else is told to
+        // renew with the certificate it produced. So a client cannot mint certificates in a
+        // loop with one certificate.
+        let name = format!(
+            "renew-{}-{}",
+            identity.application,
+            identity.serial.to_lowercase()
+        );
         let started = Instant::now();
-        let outcome = waiter.wait().await?;
+        let annotations = BTreeMap::from([(RENEWS_ANNOTATION.to_owned(), identity.serial.clone())]);
+        let outcome = match self
+            .obtain(&name, csr_pem, &parsed, annotations, &identity.application)
+            .await
+        {
+            Err(ObtainError::OtherKey) => {
+                return Err(ConnectorError::Conflict(format!(
+                    "this certificate (serial {}) has been renewed already with another key (CSR {name}); renew with the certificate that renewal gave",
+                    identity.serial
+                )));
+            }
+            Err(ObtainError::Connector(e)) => return Err(e),
+            Ok(outcome) => outcome,
+        };
         let certs = self.settle(&name, outcome).await?;
         self.issued("renewal", started);
         Ok(certs)
@@ -564,6 +618,19 @@ impl Service {
         create_revocation(&self.client, spec).await?;
         info!(application = %identity.application, serial = %identity.serial, "certificate revoked by its holder");
         Ok(())
+    }
+}
+
+/// Why [`Service::obtain`] did not get an outcome.
+enum ObtainError {
+    /// The CSR exists with another key.
+    OtherKey,
+    Connector(ConnectorError),
+}
+
+impl From<ConnectorError> for ObtainError {
+    fn from(e: ConnectorError) -> Self {
+        Self::Connector(e)
     }
 }
 

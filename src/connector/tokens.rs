@@ -18,12 +18,14 @@ use crate::{
     token,
 };
 
-/// Drops what the connector must never hold: the plaintext token, and metadata it never reads.
+/// Drops what the connector must never hold: the plaintext token (also inside the URL), and
+/// metadata it never reads.
 pub fn slim(tr: &mut TokenRequest) {
     tr.metadata.managed_fields = None;
     tr.metadata.annotations = None;
     if let Some(status) = tr.status.as_mut() {
         status.token = None;
+        status.url = None;
     }
 }
 
@@ -32,13 +34,20 @@ pub struct Tokens {
     pub store: Store<TokenRequest>,
 }
 
+/// Pauses before a token missing from the cache is called invalid (about 0.85 s in all).
+const CACHE_LAG: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+];
+
 /// How many times a redemption re-reads after a conflict that was not someone else's
 /// redemption (e.g. the controller refreshing the pin in between).
 const ATTEMPTS: usize = 3;
 
 impl Tokens {
     /// The TokenRequest whose current token is `token`, good now for `step`.
-    pub fn find(
+    pub async fn find(
         &self,
         token: Option<&str>,
         step: TokenStep,
@@ -50,13 +59,27 @@ impl Tokens {
         if !token::well_formed(token) {
             return Err(ConnectorError::InvalidToken(None));
         }
-        // Every candidate is compared in constant time; the scan visits them all alike.
-        let found = self.store.find(|tr| {
-            tr.status
-                .as_ref()
-                .and_then(|s| s.token_hash.as_deref())
-                .is_some_and(|h| token::matches(h, token))
-        });
+        let hash = token::hash(token);
+        // Every candidate is compared in constant time.
+        let lookup = || {
+            self.store.find(|tr| {
+                tr.status
+                    .as_ref()
+                    .and_then(|s| s.token_hash.as_deref())
+                    .is_some_and(|h| token::same_hash(h, &hash))
+            })
+        };
+        let mut found = lookup();
+        // A token handed out by another replica a moment ago may not have reached this
+        // replica's cache yet (a watch event takes milliseconds): look again briefly before
+        // calling it invalid. Only waits, so a flood of bad tokens costs no API calls.
+        for wait in CACHE_LAG {
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            found = lookup();
+        }
         let Some(tr) = found else {
             return Err(ConnectorError::InvalidToken(None));
         };
@@ -96,11 +119,12 @@ impl Tokens {
                     let Some(fresh) = api.get_opt(&name).await? else {
                         return Err(ConnectorError::InvalidToken(None));
                     };
+                    let hash = token::hash(token);
                     let still_ours = fresh
                         .status
                         .as_ref()
                         .and_then(|s| s.token_hash.as_deref())
-                        .is_some_and(|h| token::matches(h, token));
+                        .is_some_and(|h| token::same_hash(h, &hash));
                     if !still_ours {
                         return Err(ConnectorError::InvalidToken(Some(
                             "It has been used.".into(),
@@ -158,12 +182,22 @@ impl Tokens {
     }
 }
 
-/// Ready, for `step`, and not expired (whatever the controller has written yet: the
-/// connector never relies on it being on time).
+/// Good now for `step`: Ready and not expired (whatever the controller has written yet: the
+/// connector never relies on it being on time). Once a certificate token has claimed a CSR,
+/// expiry and use no longer end it: the holder of the key in that CSR may fetch its
+/// certificate again (a response lost on the way, a retry after the CSR was slow to sign).
 fn usable(tr: &TokenRequest, step: TokenStep) -> Result<(), ConnectorError> {
     let Some(status) = tr.status.as_ref() else {
         return Err(ConnectorError::InvalidToken(None));
     };
+    if status.step == Some(step) || status.state == Some(TokenState::Used) {
+        let claimed =
+            step == TokenStep::Certificate && status.certificate_signing_request.is_some();
+        match status.state {
+            Some(TokenState::Ready | TokenState::Used) if claimed => return Ok(()),
+            _ => {}
+        }
+    }
     match status.state {
         Some(TokenState::Ready) => {}
         Some(TokenState::Used) => {
@@ -172,7 +206,12 @@ fn usable(tr: &TokenRequest, step: TokenStep) -> Result<(), ConnectorError> {
             )));
         }
         Some(TokenState::Expired) => return Err(expired(status.expire_after.as_ref())),
-        _ => return Err(ConnectorError::InvalidToken(None)),
+        Some(TokenState::Error) => {
+            return Err(ConnectorError::InvalidToken(Some(
+                status.message.clone().unwrap_or_default(),
+            )));
+        }
+        None => return Err(ConnectorError::InvalidToken(None)),
     }
     if let Some(after) = status.expire_after.as_ref()
         && Timestamp::now() >= after.0

@@ -29,7 +29,8 @@ pub struct Settings {
     pub namespace: String,
     /// nextUpdate − thisUpdate of each CRL; it is published again at half of it.
     pub validity: Duration,
-    /// Longest lifetime certpair issues: a Revocation without notAfter is kept this long.
+    /// Longest lifetime certpair can issue (the client profile's bound, whatever an Application
+    /// or flag allows now): a Revocation without notAfter is kept this long.
     pub max_lifetime: Duration,
 }
 
@@ -118,6 +119,11 @@ pub async fn run(client: Client, settings: Settings, ca: Arc<SigningCa>) {
                 continue;
             };
             match BigNum::from_hex_str(serial).map(|n| n.to_vec()) {
+                // A serial is positive (RFC 5280): one that is not cannot be listed, and must
+                // not stop the CRL of every other revocation.
+                Ok(serial) if serial.is_empty() => {
+                    warn!(revocation = %r.name_any(), "serial number 0 cannot be listed in a CRL")
+                }
                 Ok(serial) => revoked.push(Revoked {
                     serial,
                     revoked_at: r

@@ -293,7 +293,9 @@ async fn lead(s: LeaderContext) {
         crl::Settings {
             namespace: s.namespace.clone(),
             validity: s.crl_validity,
-            max_lifetime: s.defaults.max_lifetime,
+            max_lifetime: Duration::from_secs(
+                crate::pki::profile::client::MAX_EXPIRATION_SECONDS.unsigned_abs(),
+            ),
         },
         ca.clone(),
     );

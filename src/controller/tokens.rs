@@ -154,6 +154,11 @@ async fn reconcile(tr: Arc<TokenRequest>, ctx: Arc<Context>) -> Result<Action, E
             info!(%application, "token issued");
             Ok(Action::requeue(until(expire, now)))
         }
+        // A certificate token that has claimed a CSR is past expiry: its certificate is being
+        // signed (or waits to be fetched again), and the connector ends it once delivered.
+        Some(TokenState::Ready) if status.certificate_signing_request.is_some() => {
+            Ok(Action::requeue(ctx.settings.retention))
+        }
         Some(TokenState::Ready) => {
             let expire = status.expire_after.map(|t| t.0).unwrap_or(now);
             if expire > now {

@@ -171,6 +171,7 @@ async fn kyma_tutorial_pairing_renewal_revocation_and_crl() {
         (again.code, again.error()),
         (403, "Invalid token.".to_owned())
     );
+    // The certificate token fetches the same certificate again for the same key only.
     let again = curl(&[
         "-H",
         "Content-Type: application/json",
@@ -178,12 +179,8 @@ async fn kyma_tutorial_pairing_renewal_revocation_and_crl() {
         &body,
         &csr_url,
     ]);
-    assert_eq!(again.code, 403, "{}", again.body);
-    assert!(
-        again.error().starts_with("Invalid token."),
-        "{}",
-        again.body
-    );
+    let (_, refetched) = save_certificates(&dir, "refetched", &again);
+    assert_eq!(serial_of(&refetched), serial);
 
     // 4. Management info over mTLS: identity, URLs, the same certificate block.
     let management = format!("{}/v1/applications/management/info", s.urls[0]);
@@ -224,6 +221,15 @@ async fn kyma_tutorial_pairing_renewal_revocation_and_crl() {
     let (_, renewed) = save_certificates(&dir, "renewed", &reply);
     let renewed_serial = serial_of(&renewed);
     assert_ne!(renewed_serial, serial);
+    // One renewal per certificate: the same request again gets the same certificate, another
+    // key is told to renew with the renewed certificate.
+    let reply = curl_with(&chain, &key, &["-d", &csr_body(&csr2), &renewals]);
+    let (_, again) = save_certificates(&dir, "renewed-again", &reply);
+    assert_eq!(serial_of(&again), renewed_serial);
+    let (_, csr3) = key_and_csr(&dir, "third", &openssl_subject, 2048);
+    let reply = curl_with(&chain, &key, &["-d", &csr_body(&csr3), &renewals]);
+    assert_eq!(reply.code, 409, "{}", reply.body);
+    assert!(reply.error().contains("renewed already"), "{}", reply.body);
     // A renewal must keep the subject.
     let (_, other) = key_and_csr(
         &dir,
@@ -244,6 +250,12 @@ async fn kyma_tutorial_pairing_renewal_revocation_and_crl() {
     let reply = curl_with(&chain, &key, &["-X", "POST", &revocations]);
     assert_eq!(reply.code, 201, "{}", reply.body);
     let revoked_at = Instant::now();
+    let reply = curl_with(&chain, &key, &["-X", "POST", &revocations]);
+    assert_eq!(
+        reply.code, 201,
+        "revoking twice is revoking once: {}",
+        reply.body
+    );
     let reply = curl_with(&chain, &key, &[&management]);
     assert_eq!(
         (reply.code, reply.error()),

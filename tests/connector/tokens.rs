@@ -100,11 +100,28 @@ async fn token_refusals_use_kymas_messages_and_the_token_request_shows_why() {
         2048,
     );
     let reply = curl(&["-d", &csr_body(&csr), &csr_url]);
-    assert_eq!(reply.code, 201, "{}", reply.body);
+    let (_, first) = save_certificates(&dir, "first", &reply);
     token_status(&admin, &tr, |s| s["state"] == "Used").await;
+    // A response lost on the way: the same key fetches the same certificate again...
     let reply = curl(&["-d", &csr_body(&csr), &csr_url]);
+    let (_, again) = save_certificates(&dir, "again", &reply);
+    assert_eq!(serial_of(&first), serial_of(&again));
+    // ...and any other key is refused: the token is spent.
+    let (_, other) = key_and_csr(
+        &dir,
+        "late",
+        &format!("/O=Acme/OU=Payments/C=DE/CN={app}"),
+        2048,
+    );
+    let reply = curl(&["-d", &csr_body(&other), &csr_url]);
     assert_eq!(reply.code, 403, "{}", reply.body);
-    assert_eq!(reply.error(), "Invalid token. It has been used.");
+    assert!(
+        reply.error().starts_with(
+            "Invalid token. It has been used to request a certificate for another key"
+        ),
+        "{}",
+        reply.body
+    );
 }
 
 /// 50 clients race with one token, alternating between the two replicas: exactly one gets
