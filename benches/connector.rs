@@ -221,7 +221,7 @@ async fn main() {
             async move {
                 let t = Instant::now();
                 let r = pair(&http, &base, &token, &body).await;
-                (r, t.elapsed())
+                (i, r, t.elapsed())
             }
         })
         .buffer_unordered(concurrency)
@@ -233,13 +233,13 @@ async fn main() {
     let mut total = Vec::new();
     let mut chains = Vec::new();
     let mut failures = 0;
-    for (r, took) in results {
+    for (index, r, took) in results {
         match r {
             Ok((i, c, chain)) => {
                 info.push(i);
                 cert.push(c);
                 total.push(took);
-                chains.push(chain);
+                chains.push((index, chain));
             }
             Err(e) => {
                 failures += 1;

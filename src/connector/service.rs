@@ -277,32 +277,14 @@ impl Service {
         )
         .map_err(pairing_refused)?;
 
-        // Claim the token for a CSR, or find the one an earlier call claimed.
-        let claimed = tr
+        // One CSR per TokenRequest, named after it: creating it is the claim (the apiserver
+        // creates a name once), so of racing callers exactly one key gets a CSR, with no write
+        // to the TokenRequest on the way.
+        let name = tr
             .status
             .as_ref()
-            .and_then(|s| s.certificate_signing_request.clone());
-        let name = match claimed {
-            Some(name) => name,
-            None => {
-                let name = csr_name("pair", &application)?;
-                let written = self
-                    .tokens
-                    .redeem(&tr, token, TokenStep::Certificate, |current| {
-                        let claimed = current
-                            .status
-                            .as_ref()
-                            .is_some_and(|s| s.certificate_signing_request.is_some());
-                        (!claimed).then(|| json!({ "certificateSigningRequest": name }))
-                    })
-                    .await?;
-                // A concurrent call may have claimed it between our read and write.
-                written
-                    .status
-                    .and_then(|s| s.certificate_signing_request)
-                    .unwrap_or(name)
-            }
-        };
+            .and_then(|s| s.certificate_signing_request.clone())
+            .unwrap_or_else(|| pairing_csr_name(&application, &tr));
         let started = Instant::now();
         let annotations = BTreeMap::from([(
             TOKEN_REQUEST_ANNOTATION.to_owned(),
@@ -340,12 +322,35 @@ impl Service {
                             "token": null,
                             "url": null,
                             "serialNumber": serial,
+                            "certificateSigningRequest": name,
                             "endedAt": Time(Timestamp::now()),
                             "message": format!("certificate serial {} issued through CSR {name}", serial.as_deref().unwrap_or("?")),
                         }))
                     })
                     .await?;
                 self.issued("pairing", started);
+            }
+            Err(ConnectorError::Pending { .. }) => {
+                // The token now has a CSR waiting: record it, so the TokenRequest shows which
+                // and it is not expired while the certificate is still to be fetched.
+                let claimed = self
+                    .tokens
+                    .redeem(&tr, token, TokenStep::Certificate, |current| {
+                        let recorded = current
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.certificate_signing_request.is_some());
+                        (!recorded).then(|| {
+                            json!({
+                                "certificateSigningRequest": name,
+                                "message": format!("CSR {name} awaits its certificate; a retry with the certificate token and the same key fetches it"),
+                            })
+                        })
+                    })
+                    .await;
+                if let Err(e) = claimed {
+                    warn!(error = %e, csr = %name, "recording the pending CSR on the TokenRequest failed");
+                }
             }
             Err(ConnectorError::Denied {
                 reason, message, ..
@@ -676,14 +681,12 @@ fn usages(key: &KeyInfo) -> Vec<String> {
     u
 }
 
-/// A CSR name that says what it is for: `pair-billing-1a2b3c4d5e`.
-fn csr_name(purpose: &str, application: &str) -> Result<String, ConnectorError> {
-    let mut bytes = [0u8; 5];
-    openssl::rand::rand_bytes(&mut bytes).map_err(internal)?;
-    Ok(format!(
-        "{purpose}-{application}-{}",
-        crate::pki::hex(&bytes)
-    ))
+/// The one CSR of a pairing: `pair-<application>-<TokenRequest uid>`.
+fn pairing_csr_name(application: &str, tr: &crate::api::TokenRequest) -> String {
+    format!(
+        "pair-{application}-{}",
+        tr.metadata.uid.as_deref().unwrap_or("unknown")
+    )
 }
 
 /// The policy's refusal in a connector client's terms: policy names the CSR object's field

@@ -495,7 +495,8 @@ async fn may_request(
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
-/// Publishes an Event on the CSR; a failure to report never fails the reconciliation.
+/// Publishes an Event on the CSR in the background; a failure to report never fails the
+/// reconciliation, and the next write does not wait for it.
 async fn report(
     ctx: &Context,
     csr: &CertificateSigningRequest,
@@ -505,7 +506,7 @@ async fn report(
     note: &str,
 ) {
     ctx.events
-        .report(csr.object_ref(&()), kind, reason, action, note)
+        .report_soon(csr.object_ref(&()), kind, reason, action, note)
         .await;
 }
 

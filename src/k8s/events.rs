@@ -14,6 +14,9 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 /// Normal or Warning, as `kubectl describe` shows them.
@@ -23,17 +26,28 @@ pub enum Kind {
     Warning,
 }
 
+#[derive(Clone)]
 pub struct Publisher {
     client: Client,
     instance: String,
+    /// Events being written in the background ([`Publisher::report_soon`]).
+    in_flight: Arc<Semaphore>,
 }
+
+/// Events written in the background at once; a caller beyond that waits for one to finish,
+/// so a burst never queues unbounded work.
+const EVENTS_IN_FLIGHT: usize = 64;
 
 /// The apiserver limits an Event's note to 1 KiB.
 const MAX_NOTE_CHARS: usize = 1000;
 
 impl Publisher {
     pub fn new(client: Client, instance: String) -> Self {
-        Self { client, instance }
+        Self {
+            client,
+            instance,
+            in_flight: Arc::new(Semaphore::new(EVENTS_IN_FLIGHT)),
+        }
     }
 
     pub async fn publish(
@@ -98,5 +112,27 @@ impl Publisher {
         if let Err(e) = self.publish(regarding, kind, reason, action, note).await {
             warn!(error = %e, "publishing an Event failed");
         }
+    }
+
+    /// [`Self::report`] in the background: the caller's next API call need not wait for the
+    /// Event's round trip (the signer signs right after approving; a pairing client waits for
+    /// the certificate). At most [`EVENTS_IN_FLIGHT`] are outstanding; beyond that this waits.
+    pub async fn report_soon(
+        &self,
+        regarding: ObjectReference,
+        kind: Kind,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
+        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let this = self.clone();
+        let (reason, action, note) = (reason.to_owned(), action.to_owned(), note.to_owned());
+        tokio::spawn(async move {
+            this.report(regarding, kind, &reason, &action, &note).await;
+            drop(permit);
+        });
     }
 }

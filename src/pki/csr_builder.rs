@@ -15,7 +15,7 @@ use openssl::{
 };
 
 /// A request to build: subject attributes in order, and what extensions to ask for.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct RequestBuilder {
     pub subject: Vec<(Nid, String)>,
     pub sans: Vec<String>,

@@ -189,3 +189,138 @@ pub fn check_same_subject(
         ),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use openssl::nid::Nid;
+
+    use super::*;
+    use crate::{
+        pki::{
+            csr::parse_pem,
+            testing::{Req, p256},
+        },
+        policy::{KeyAlgorithm, RequestSpec, check_request},
+    };
+
+    fn app() -> ApplicationRules {
+        ApplicationRules {
+            subject: SubjectRules {
+                organization: Some("Acme".into()),
+                organizational_unit: Some("Payments".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn defaults() -> Defaults {
+        Defaults {
+            subject: SubjectRules {
+                country: Some("DE".into()),
+                organization: Some("Ignored".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn announced_subject_is_in_kymas_order_with_defaults_filling_gaps() {
+        let subject = announced_subject("billing", &app(), &defaults());
+        assert_eq!(
+            subject_string(&subject),
+            "O=Acme,OU=Payments,C=DE,CN=billing"
+        );
+    }
+
+    #[test]
+    fn key_algorithm_follows_the_application() {
+        let rules = |allowed: &[KeyAlgorithm], min| KeyRules {
+            allowed: allowed.to_vec(),
+            min_rsa_bits: min,
+        };
+        assert_eq!(key_algorithm(&KeyRules::default()), "rsa2048");
+        assert_eq!(key_algorithm(&rules(&[KeyAlgorithm::Rsa], 3000)), "rsa3072");
+        assert_eq!(key_algorithm(&rules(&[KeyAlgorithm::Rsa], 4096)), "rsa4096");
+        assert_eq!(
+            key_algorithm(&rules(
+                &[KeyAlgorithm::EcdsaP384, KeyAlgorithm::EcdsaP256],
+                2048
+            )),
+            "ecdsa-p256"
+        );
+        assert_eq!(
+            key_algorithm(&rules(&[KeyAlgorithm::EcdsaP384], 2048)),
+            "ecdsa-p384"
+        );
+    }
+
+    fn check(req: Req, application: &str) -> Result<(), PairingRefusal> {
+        let parsed = parse_pem(&req.pem(&p256())).expect("parses");
+        let usages = vec!["digital signature".to_owned(), "client auth".to_owned()];
+        let checked = check_request(
+            &parsed,
+            RequestSpec {
+                usages: &usages,
+                expiration_seconds: None,
+            },
+        )
+        .expect("a well-formed request");
+        check_pairing(&checked, application, Some(&app()), &defaults())
+    }
+
+    #[test]
+    fn a_token_pairs_only_its_application_and_only_what_fits_it() {
+        let fits = Req::cn("billing")
+            .with(Nid::ORGANIZATIONNAME, "Acme")
+            .with(Nid::ORGANIZATIONALUNITNAME, "Payments")
+            .with(Nid::COUNTRYNAME, "DE");
+        assert_eq!(check(fits.clone(), "billing"), Ok(()));
+        match check(fits, "shipping") {
+            Err(PairingRefusal::OtherApplication(m)) => {
+                assert!(m.starts_with(INVALID_COMMON_NAME), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let wrong_o = Req::cn("billing")
+            .with(Nid::ORGANIZATIONNAME, "Evil")
+            .with(Nid::ORGANIZATIONALUNITNAME, "Payments")
+            .with(Nid::COUNTRYNAME, "DE");
+        match check(wrong_o, "billing") {
+            Err(PairingRefusal::Denied(d)) => assert_eq!(d.reason, DenyReason::SubjectMismatch),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_client_certificate_identifies_only_a_current_enabled_application() {
+        let subject = announced_subject("billing", &app(), &defaults());
+        let lookup = |name: &str| (name == "billing").then(app);
+        let (name, _) = check_identity(&subject, lookup, &defaults()).expect("identified");
+        assert_eq!(name, "billing");
+
+        let other = announced_subject("gone", &app(), &defaults());
+        let err = check_identity(&other, lookup, &defaults()).expect_err("no Application");
+        assert_eq!(err.reason, DenyReason::UnknownApplication);
+
+        let disabled = |_: &str| {
+            Some(ApplicationRules {
+                disabled: true,
+                ..app()
+            })
+        };
+        let err = check_identity(&subject, disabled, &defaults()).expect_err("disabled");
+        assert_eq!(err.reason, DenyReason::ApplicationDisabled);
+
+        // The Application now requires another O: the old certificate no longer identifies.
+        let changed = |_: &str| {
+            let mut a = app();
+            a.subject.organization = Some("NewCo".into());
+            Some(a)
+        };
+        let err = check_identity(&subject, changed, &defaults()).expect_err("changed");
+        assert_eq!(err.reason, DenyReason::SubjectMismatch);
+        assert!(err.message.contains("O=NewCo"), "{}", err.message);
+    }
+}
