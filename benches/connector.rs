@@ -277,8 +277,10 @@ async fn main() {
         chains.len()
     );
     let started = Instant::now();
-    let renewals: Vec<_> = stream::iter(chains.iter().enumerate())
+    // Each chain with the key of the CSR it was issued for.
+    let renewals: Vec<_> = stream::iter(chains.iter())
         .map(|(i, chain)| {
+            let i = *i;
             let identity =
                 reqwest::Identity::from_pkcs8_pem(chain, &prepared[i].key_pem).expect("identity");
             let client = reqwest::Client::builder()
