@@ -207,7 +207,22 @@ async fn main() {
         .expect("client");
 
     eprintln!("preparing {} keys, CSRs and TokenRequests...", n + singles);
-    let prepared: Vec<Prepared> = (0..n + singles).map(|_| prepare(&app)).collect();
+    // RSA key generation is slow: on every core.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let prepared: Vec<Prepared> = std::thread::scope(|scope| {
+        let per = (n + singles).div_ceil(cores);
+        let handles: Vec<_> = (0..cores)
+            .map(|c| {
+                let count = per.min((n + singles).saturating_sub(c * per));
+                let app = &app;
+                scope.spawn(move || (0..count).map(|_| prepare(app)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("keys"))
+            .collect()
+    });
     let toks = tokens(&cluster.client, &app, n + singles).await;
 
     println!("connector bench: {n} pairings from {concurrency} concurrent clients (RSA-2048 CSRs)");

@@ -339,6 +339,8 @@ pub fn serve(addr: SocketAddr, state: Arc<InternalState>) -> Result<Server> {
             .configure(configure)
     })
     .workers(1)
+    // No Nagle: a reply's head and body must not wait for the client's delayed ACK.
+    .tcp_nodelay(true)
     .max_connections(limits::MAX_CONNECTIONS_PER_WORKER)
     .client_request_timeout(limits::HEAD_TIMEOUT)
     .disable_signals()

@@ -178,6 +178,8 @@ pub fn https_server(
             .configure(configure)
     })
     .workers(WORKERS)
+    // No Nagle: a reply's head and body must not wait for the client's delayed ACK.
+    .tcp_nodelay(true)
     // Bounds on what clients can make it hold (see crate::limits); the body size and the
     // bytes of large bodies in flight are bounded in the handler.
     .max_connections(limits::MAX_CONNECTIONS_PER_WORKER)
