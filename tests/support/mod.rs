@@ -586,6 +586,28 @@ impl ControllerProcess {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU time the process has used so far (user + system), in seconds; 0 once it has exited.
+    pub fn cpu_seconds(&self) -> f64 {
+        let pid = self.pid();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let Some(process) = children.split_whitespace().next() else {
+            return 0.0;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at field 3; utime and
+        // stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     pub fn metrics(&self) -> String {
         http_get(&self.http_addr, "/metrics")
             .map(|(_, body)| body)
