@@ -24,6 +24,33 @@ use kube::{
 use openssl::{nid::Nid, pkey::PKey, rsa::Rsa};
 use support::{Cluster, free_port, unique};
 
+/// CPU seconds (user + system) used so far by every process whose command line starts with a
+/// path ending in `name` (the control plane's kube-apiserver, etcd).
+fn cpu_of(name: &str) -> f64 {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+            continue;
+        };
+        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if !String::from_utf8_lossy(first).ends_with(name) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        total += (ticks(11) + ticks(12)) / 100.0;
+    }
+    total
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
@@ -191,16 +218,8 @@ async fn main() {
         )
         .await
         .expect("Application");
-    let ca_out = support::run(cluster.kubectl().args([
-        "get",
-        "configmap",
-        "-n",
-        "certpair-system",
-        "certpair-connector-ca",
-        "-o",
-        "jsonpath={.data.ca\\.crt}",
-    ]));
-    let ca = reqwest::Certificate::from_pem(&ca_out.stdout).expect("connector CA");
+    let ca = reqwest::Certificate::from_pem(&cluster.published_ca("certpair-connector-ca"))
+        .expect("connector CA");
     let http = reqwest::Client::builder()
         .add_root_certificate(ca.clone())
         .build()
@@ -228,6 +247,7 @@ async fn main() {
     println!("connector bench: {n} pairings from {concurrency} concurrent clients (RSA-2048 CSRs)");
     let cpu = |p: &support::ControllerProcess| p.cpu_seconds();
     let (connector_cpu, controller_cpu) = (cpu(&connector), cpu(&controller));
+    let (apiserver_cpu, etcd_cpu) = (cpu_of("kube-apiserver"), cpu_of("/etcd"));
     let started = Instant::now();
     let results: Vec<_> = stream::iter(0..n)
         .map(|i| {
@@ -274,10 +294,13 @@ async fn main() {
     );
     let paired = total.len().max(1) as f64;
     println!(
-        "  CPU per pairing: connector {:.2} ms, controller {:.2} ms (of {:.1} s wall, 2 cores shared with the apiserver, etcd and this client)",
+        "  CPU per pairing: connector {:.2} ms, controller {:.2} ms, kube-apiserver {:.2} ms, etcd {:.2} ms ({:.1} s wall on {} cores, this client beside them)",
         (cpu(&connector) - connector_cpu) * 1e3 / paired,
         (cpu(&controller) - controller_cpu) * 1e3 / paired,
-        elapsed.as_secs_f64()
+        (cpu_of("kube-apiserver") - apiserver_cpu) * 1e3 / paired,
+        (cpu_of("/etcd") - etcd_cpu) * 1e3 / paired,
+        elapsed.as_secs_f64(),
+        std::thread::available_parallelism().map_or(2, |n| n.get())
     );
     summary("info", info);
     summary("certificates", cert);

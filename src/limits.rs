@@ -41,6 +41,36 @@ pub const MAX_CONNECTIONS_PER_WORKER: usize = 128;
 /// TLS handshakes in progress per worker thread.
 pub const MAX_HANDSHAKES_PER_WORKER: usize = 32;
 
+/// `server` with the limits every certpair HTTPS listener applies: connections and handshakes
+/// per worker, time to send a head, keep-alive, a shutdown bounded well inside Kubernetes'
+/// 30 s grace period, no signal handling of its own (the process drains every listener on one
+/// SIGTERM), and no Nagle (an answer's body must not wait for the client's delayed ACK of its
+/// head: 40 ms each on Linux).
+pub fn bounded<F, I, S, B>(
+    server: actix_web::HttpServer<F, I, S, B>,
+) -> actix_web::HttpServer<F, I, S, B>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+    S: actix_web::dev::ServiceFactory<actix_http::Request, Config = actix_web::dev::AppConfig>
+        + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<actix_http::Response<B>> + 'static,
+    <S::Service as actix_web::dev::Service<actix_http::Request>>::Future: 'static,
+    S::Service: 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    server
+        .tcp_nodelay(true)
+        .max_connections(MAX_CONNECTIONS_PER_WORKER)
+        .max_connection_rate(MAX_HANDSHAKES_PER_WORKER)
+        .client_request_timeout(HEAD_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
+        .shutdown_timeout(10)
+        .disable_signals()
+}
+
 /// Room for large bodies, shared by every connection of one listener.
 pub struct BodyBudget {
     bytes: Semaphore,

@@ -86,6 +86,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
 }
 
+/// The plain listener, started: [`serve_http`] bound and spawned, with a log line.
+pub fn start_http(
+    addr: SocketAddr,
+    state: Arc<HttpState>,
+) -> Result<(
+    actix_web::dev::ServerHandle,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let server = serve_http(addr, state)?;
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    tracing::info!(http_addr = %addr, "serving /healthz, /readyz and /metrics");
+    Ok((handle, task))
+}
+
 /// Binds the plain HTTP listener. The returned server must be awaited (or spawned); stop it
 /// through its handle. Signals are left to the caller so one SIGTERM drains every listener.
 pub fn serve_http(addr: SocketAddr, state: Arc<HttpState>) -> Result<Server> {

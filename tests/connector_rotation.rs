@@ -22,7 +22,7 @@ use openssl::{
     ssl::{SslConnector, SslMethod, SslVerifyMode},
     x509::X509,
 };
-use support::{Cluster, free_port, run, stderr};
+use support::{Cluster, free_port, run};
 
 /// One request over a new verified connection: the served leaf's serial, or what failed.
 fn fetch(port: u16, ca: &[X509]) -> Result<String, String> {
@@ -111,17 +111,8 @@ async fn serving_certificate_rotations_under_load_fail_no_request() {
             &url,
         ])
         .await;
-    let out = run(cluster.kubectl().args([
-        "get",
-        "configmap",
-        "-n",
-        "certpair-system",
-        "certpair-connector-ca",
-        "-o",
-        "jsonpath={.data.ca\\.crt}",
-    ]));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ca = X509::stack_from_pem(&out.stdout).expect("connector CA");
+    let ca =
+        X509::stack_from_pem(&cluster.published_ca("certpair-connector-ca")).expect("connector CA");
 
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(Mutex::new(HashSet::new()));

@@ -112,16 +112,13 @@ pub async fn run(args: ConnectorArgs) -> Result<()> {
     ] {
         readiness.register(check);
     }
-    let http = server::serve_http(
+    let (http_handle, http_task) = server::start_http(
         http_addr,
         Arc::new(HttpState {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
         }),
     )?;
-    let http_handle = http.handle();
-    let http_task = tokio::spawn(http);
-    info!(%http_addr, "serving /healthz, /readyz and /metrics");
 
     let synced = |check: &'static str| {
         let readiness = readiness.clone();
@@ -327,20 +324,12 @@ pub fn public_server(
             })
             .configure(rest::configure)
     })
-    .workers(WORKERS)
-    // Answers are written as a head and a body: with Nagle's algorithm the body would wait
-    // for the client's delayed ACK of the head (40 ms on Linux).
-    .tcp_nodelay(true)
-    .on_connect(record_peer_certificate)
-    .max_connections(limits::MAX_CONNECTIONS_PER_WORKER)
-    .max_connection_rate(limits::MAX_HANDSHAKES_PER_WORKER)
-    .client_request_timeout(limits::HEAD_TIMEOUT)
-    .keep_alive(limits::KEEP_ALIVE)
-    .shutdown_timeout(10)
-    .disable_signals()
-    .listen_openssl(listener, acceptor)
-    .map_err(|source| Error::Bind { addr, source })?
-    .run();
+    .workers(WORKERS);
+    let server = limits::bounded(server)
+        .on_connect(record_peer_certificate)
+        .listen_openssl(listener, acceptor)
+        .map_err(|source| Error::Bind { addr, source })?
+        .run();
     Ok(server)
 }
 

@@ -74,6 +74,20 @@ fn certificate_block(info: &CsrInfo) -> serde_json::Value {
     })
 }
 
+/// `more` and the application gateway's URLs as Kyma announced them (certpair does not serve
+/// them): `eventsUrl`, `eventsInfoUrl`, `metadataUrl`.
+fn with_gateway(
+    app: &str,
+    urls: &super::service::Urls,
+    mut more: serde_json::Value,
+) -> serde_json::Value {
+    let gateway = &urls.gateway;
+    more["eventsUrl"] = json!(format!("{gateway}/{app}/v1/events"));
+    more["eventsInfoUrl"] = json!(format!("{gateway}/{app}/v1/events/subscribed"));
+    more["metadataUrl"] = json!(format!("{gateway}/{app}/v1/metadata/services"));
+    more
+}
+
 fn counted(
     state: &State,
     route: &'static str,
@@ -101,13 +115,10 @@ async fn signing_info(state: State, query: web::Query<TokenQuery>) -> HttpRespon
         let app = &info.application;
         Ok(HttpResponse::Ok().json(json!({
             "csrUrl": format!("{}/v1/applications/certificates?token={}", urls.external, info.certificate_token),
-            "api": {
-                "eventsUrl": format!("{}/{app}/v1/events", urls.gateway),
-                "eventsInfoUrl": format!("{}/{app}/v1/events/subscribed", urls.gateway),
-                "metadataUrl": format!("{}/{app}/v1/metadata/services", urls.gateway),
+            "api": with_gateway(app, urls, json!({
                 "infoUrl": format!("{}/v1/applications/management/info", urls.certificate_secured),
                 "certificatesUrl": format!("{}/v1/applications/certificates", urls.certificate_secured),
-            },
+            })),
             "certificate": certificate_block(&info.csr),
         })))
     }
@@ -151,13 +162,10 @@ async fn management_info(state: State, req: HttpRequest) -> HttpResponse {
         }
         Ok(HttpResponse::Ok().json(json!({
             "clientIdentity": client_identity,
-            "urls": {
-                "eventsUrl": format!("{}/{app}/v1/events", urls.gateway),
-                "eventsInfoUrl": format!("{}/{app}/v1/events/subscribed", urls.gateway),
-                "metadataUrl": format!("{}/{app}/v1/metadata/services", urls.gateway),
+            "urls": with_gateway(app, urls, json!({
                 "renewCertUrl": format!("{}/v1/applications/certificates/renewals", urls.certificate_secured),
                 "revokeCertUrl": format!("{}/v1/applications/certificates/revocations", urls.certificate_secured),
-            },
+            })),
             "certificate": certificate_block(&info),
             "presentedCertificate": {
                 "serialNumber": identity.serial,

@@ -264,11 +264,7 @@ impl Service {
         let application = tr.spec.application.clone();
         let parsed = parse_pem(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
         let usages = usages(&parsed.key);
-        let spec = RequestSpec {
-            usages: &usages,
-            expiration_seconds: None,
-        };
-        let checked = policy::check_request(&parsed, spec).map_err(refused)?;
+        let checked = check_request(&parsed, &usages)?;
         check_pairing(
             &checked,
             &application,
@@ -568,11 +564,7 @@ impl Service {
     ) -> Result<Certificates, ConnectorError> {
         let parsed = parse_pem(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
         let usages = usages(&parsed.key);
-        let spec = RequestSpec {
-            usages: &usages,
-            expiration_seconds: None,
-        };
-        let checked = policy::check_request(&parsed, spec).map_err(refused)?;
+        let checked = check_request(&parsed, &usages)?;
         check_same_subject(&checked, &identity.subject).map_err(refused)?;
         check_pairing(
             &checked,
@@ -669,6 +661,22 @@ pub async fn create_revocation(client: &Client, spec: RevocationSpec) -> Result<
 pub fn normalize_serial(serial: &str) -> String {
     let s = serial.trim_start_matches('0').to_uppercase();
     if s.is_empty() { "0".into() } else { s }
+}
+
+/// The request-only checks, on the CSR as the connector will create it (these usages, the
+/// Application's lifetime).
+fn check_request<'r>(
+    parsed: &'r crate::pki::csr::ParsedRequest,
+    usages: &'r [String],
+) -> Result<policy::CheckedRequest<'r>, ConnectorError> {
+    policy::check_request(
+        parsed,
+        RequestSpec {
+            usages,
+            expiration_seconds: None,
+        },
+    )
+    .map_err(refused)
 }
 
 /// The usages the connector puts on a CSR for this key.

@@ -79,16 +79,13 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
     readiness.register(applications::APPLICATIONS_CACHE);
-    let http = server::serve_http(
+    let (http_handle, http_task) = server::start_http(
         http_addr,
         Arc::new(HttpState {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
         }),
     )?;
-    let http_handle = http.handle();
-    let http_task = tokio::spawn(http);
-    info!(%http_addr, "serving /healthz, /readyz and /metrics");
 
     let (apps, apps_writer) = reflector::store();
     let defaults = Defaults {

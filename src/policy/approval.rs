@@ -5,7 +5,7 @@ use super::{
     ApplicationRules, CheckedRequest, Defaults, Denial, DenyReason, KeyAlgorithm, KeyRules,
     SubjectRules, Unmatched,
 };
-use crate::pki::csr::{AttributeKind, Curve, KeyInfo, ParsedRequest};
+use crate::pki::csr::{Curve, KeyInfo, ParsedRequest};
 
 /// What the approver does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,20 +122,7 @@ fn check_subject(
     defaults: &SubjectRules,
     cn: &str,
 ) -> Result<(), Denial> {
-    let pick = |f: fn(&SubjectRules) -> &Option<String>| -> Option<&str> {
-        f(app).as_deref().or(f(defaults).as_deref())
-    };
-    let required = [
-        (AttributeKind::Organization, pick(|s| &s.organization)),
-        (
-            AttributeKind::OrganizationalUnit,
-            pick(|s| &s.organizational_unit),
-        ),
-        (AttributeKind::Locality, pick(|s| &s.locality)),
-        (AttributeKind::Province, pick(|s| &s.province)),
-        (AttributeKind::Country, pick(|s| &s.country)),
-    ];
-    for (kind, want) in required {
+    for (kind, want) in app.required(defaults) {
         let found = req.values(&kind).first().copied();
         if found == want {
             continue;

@@ -158,6 +158,30 @@ pub struct SubjectRules {
     pub country: Option<String>,
 }
 
+impl SubjectRules {
+    /// What each attribute besides CN must be: this rule, else `defaults`' (None: absent), in
+    /// Kyma's order O, OU, L, ST, C.
+    pub fn required<'a>(
+        &'a self,
+        defaults: &'a SubjectRules,
+    ) -> [(crate::pki::csr::AttributeKind, Option<&'a str>); 5] {
+        use crate::pki::csr::AttributeKind;
+        let pick = |f: fn(&SubjectRules) -> &Option<String>| -> Option<&'a str> {
+            f(self).as_deref().or(f(defaults).as_deref())
+        };
+        [
+            (AttributeKind::Organization, pick(|s| &s.organization)),
+            (
+                AttributeKind::OrganizationalUnit,
+                pick(|s| &s.organizational_unit),
+            ),
+            (AttributeKind::Locality, pick(|s| &s.locality)),
+            (AttributeKind::Province, pick(|s| &s.province)),
+            (AttributeKind::Country, pick(|s| &s.country)),
+        ]
+    }
+}
+
 /// Public key algorithms a request may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyAlgorithm {

@@ -5,7 +5,7 @@
 
 use super::{
     ApplicationRules, CheckedRequest, Decision, Defaults, Denial, DenyReason, Facts, KeyAlgorithm,
-    KeyRules, SubjectRules, decide,
+    KeyRules, decide,
 };
 use crate::pki::csr::{AttributeKind, SubjectAttribute};
 
@@ -19,24 +19,17 @@ pub fn announced_subject(
     app: &ApplicationRules,
     defaults: &Defaults,
 ) -> Vec<SubjectAttribute> {
-    let pick = |f: fn(&SubjectRules) -> &Option<String>| -> Option<String> {
-        f(&app.subject)
-            .clone()
-            .or_else(|| f(&defaults.subject).clone())
-    };
-    let mut out: Vec<SubjectAttribute> = [
-        (AttributeKind::Organization, pick(|s| &s.organization)),
-        (
-            AttributeKind::OrganizationalUnit,
-            pick(|s| &s.organizational_unit),
-        ),
-        (AttributeKind::Locality, pick(|s| &s.locality)),
-        (AttributeKind::Province, pick(|s| &s.province)),
-        (AttributeKind::Country, pick(|s| &s.country)),
-    ]
-    .into_iter()
-    .filter_map(|(kind, value)| value.map(|value| SubjectAttribute { kind, value }))
-    .collect();
+    let mut out: Vec<SubjectAttribute> = app
+        .subject
+        .required(&defaults.subject)
+        .into_iter()
+        .filter_map(|(kind, value)| {
+            value.map(|value| SubjectAttribute {
+                kind,
+                value: value.to_owned(),
+            })
+        })
+        .collect();
     out.push(SubjectAttribute {
         kind: AttributeKind::CommonName,
         value: application.to_owned(),
@@ -200,7 +193,7 @@ mod tests {
             csr::parse_pem,
             testing::{Req, p256},
         },
-        policy::{KeyAlgorithm, RequestSpec, check_request},
+        policy::{KeyAlgorithm, RequestSpec, SubjectRules, check_request},
     };
 
     fn app() -> ApplicationRules {

@@ -172,24 +172,14 @@ pub fn https_server(
     acceptor: openssl::ssl::SslAcceptorBuilder,
     listener: std::net::TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
-    Ok(actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .configure(configure)
-    })
-    .workers(WORKERS)
-    // No Nagle: a reply's head and body must not wait for the client's delayed ACK.
-    .tcp_nodelay(true)
-    // Bounds on what clients can make it hold (see crate::limits); the body size and the
-    // bytes of large bodies in flight are bounded in the handler.
-    .max_connections(limits::MAX_CONNECTIONS_PER_WORKER)
-    .max_connection_rate(limits::MAX_HANDSHAKES_PER_WORKER)
-    .client_request_timeout(limits::HEAD_TIMEOUT)
-    .keep_alive(limits::KEEP_ALIVE)
-    // In-flight reviews take milliseconds; this bounds a drain held open by a slow client
-    // well inside Kubernetes' default 30 s termination grace period.
-    .shutdown_timeout(10)
-    .disable_signals()
+    Ok(limits::bounded(
+        actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(state.clone())
+                .configure(configure)
+        })
+        .workers(WORKERS),
+    )
     .listen_openssl(listener, acceptor)?
     .run())
 }

@@ -109,17 +109,7 @@ async fn start() -> Setup {
         ("certpair-connector-ca", &connector_ca),
         ("certpair-ca-bundle", &signing_ca),
     ] {
-        let out = run(cluster.kubectl().args([
-            "get",
-            "configmap",
-            "-n",
-            "certpair-system",
-            map,
-            "-o",
-            "jsonpath={.data.ca\\.crt}",
-        ]));
-        assert!(out.status.success(), "{}", stderr(&out));
-        std::fs::write(file, &out.stdout).expect("write CA");
+        std::fs::write(file, cluster.published_ca(map)).expect("write CA");
     }
     Setup {
         controller,

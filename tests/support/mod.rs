@@ -443,6 +443,22 @@ impl Cluster {
             .await
     }
 
+    /// `ca.crt` of ConfigMap `name` in certpair-system (a CA bundle certpair publishes), as
+    /// kubectl reads it.
+    pub fn published_ca(&self, name: &str) -> Vec<u8> {
+        let out = run(self.kubectl().args([
+            "get",
+            "configmap",
+            "-n",
+            "certpair-system",
+            name,
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ]));
+        assert!(out.status.success(), "reading {name}: {}", stderr(&out));
+        out.stdout
+    }
+
     /// Installs what the connector needs (its RBAC from `manifests/connector.yaml`, without
     /// the Deployment and Services, and the TokenRequest admission policy).
     pub async fn install_connector_manifests(&self) {

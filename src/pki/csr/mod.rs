@@ -267,18 +267,29 @@ fn parse_pem_checking(pem: &[u8], structure_bits: i32) -> Result<ParsedRequest, 
 pub fn certificate_subject(der: &[u8]) -> Result<Vec<SubjectAttribute>, CsrError> {
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
         .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    Ok(subject_of(cert.subject())?.0)
+}
+
+/// A name's attributes in order, and whether any RDN held more than one.
+fn subject_of(
+    name: &x509_parser::x509::X509Name<'_>,
+) -> Result<(Vec<SubjectAttribute>, bool), CsrError> {
     let mut subject = Vec::new();
-    for attr in cert.subject().iter_attributes() {
-        let kind = AttributeKind::from_oid(attr.attr_type());
-        let value = attr.as_str().map_err(|_| CsrError::SubjectNotText {
-            attribute: kind.to_string(),
-        })?;
-        subject.push(SubjectAttribute {
-            kind,
-            value: value.to_owned(),
-        });
+    let mut multi_valued_rdn = false;
+    for rdn in name.iter_rdn() {
+        multi_valued_rdn |= rdn.iter().count() > 1;
+        for attr in rdn.iter() {
+            let kind = AttributeKind::from_oid(attr.attr_type());
+            let value = attr.as_str().map_err(|_| CsrError::SubjectNotText {
+                attribute: kind.to_string(),
+            })?;
+            subject.push(SubjectAttribute {
+                kind,
+                value: value.to_owned(),
+            });
+        }
     }
-    Ok(subject)
+    Ok((subject, multi_valued_rdn))
 }
 
 /// Parses a DER PKCS#10 request (see [`parse_pem`]).
@@ -300,21 +311,7 @@ fn parse_der_checking(der: &[u8], structure_bits: i32) -> Result<ParsedRequest, 
     let key = key_info(&public_key);
 
     let info = &req.certification_request_info;
-    let mut subject = Vec::new();
-    let mut multi_valued_rdn = false;
-    for rdn in info.subject.iter_rdn() {
-        multi_valued_rdn |= rdn.iter().count() > 1;
-        for attr in rdn.iter() {
-            let kind = AttributeKind::from_oid(attr.attr_type());
-            let value = attr.as_str().map_err(|_| CsrError::SubjectNotText {
-                attribute: kind.to_string(),
-            })?;
-            subject.push(SubjectAttribute {
-                kind,
-                value: value.to_owned(),
-            });
-        }
-    }
+    let (subject, multi_valued_rdn) = subject_of(&info.subject)?;
 
     let extensions = match req.requested_extensions() {
         Some(exts) => requested_extensions(exts)?,
