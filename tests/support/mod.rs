@@ -434,6 +434,26 @@ impl Cluster {
             .arg("-f")
             .arg(root.join("manifests/webhook-policy.yaml")));
         assert!(out.status.success(), "applying manifests: {}", stderr(&out));
+        // The policy's parameter with it: a ValidatingAdmissionPolicy whose parameter is
+        // missing denies every write to any webhook configuration (its parameter is resolved
+        // before its match conditions), for admins too. Created only when absent, so a test
+        // that installed its own (URL) version keeps it.
+        let webhook = std::fs::read_to_string(root.join("manifests/webhook.yaml"))
+            .expect("read manifests/webhook.yaml");
+        let configmap = webhook
+            .split("\n---\n")
+            .find(|doc| doc.contains("kind: ConfigMap"))
+            .expect("the ConfigMap in webhook.yaml");
+        let file = self
+            .state_dir
+            .join(format!("{}.yaml", unique("webhook-configmap")));
+        std::fs::write(&file, configmap).expect("write");
+        let out = run(self.kubectl().args(["create", "-f"]).arg(&file));
+        assert!(
+            out.status.success() || stderr(&out).contains("AlreadyExists"),
+            "creating ConfigMap certpair-webhook: {}",
+            stderr(&out)
+        );
     }
 
     /// Starts a controller with `args` and waits until it is ready.
