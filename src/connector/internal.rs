@@ -24,7 +24,7 @@ use tracing::info;
 use super::{
     ConnectorError,
     error::error_body,
-    service::{Urls, create_revocation, normalize_serial},
+    service::{Urls, create_revocation},
 };
 use crate::{
     api::{GROUP, RevocationSpec, TokenRequest, TokenRequestSpec, TokenState},
@@ -290,7 +290,7 @@ async fn find_certificate(
                 .and_then(|t| k8s_openapi::jiff::Timestamp::from_second(t).ok())
                 .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
             return Ok(Some(RevocationSpec {
-                serial_number: serial_hex(&leaf).ok().map(|s| normalize_serial(&s)),
+                serial_number: serial_hex(&leaf).ok(),
                 sha256: Some(sha256.to_owned()),
                 application,
                 not_after,

@@ -635,7 +635,7 @@ impl From<ConnectorError> for ObtainError {
 /// object; an existing one is success).
 pub async fn create_revocation(client: &Client, spec: RevocationSpec) -> Result<(), kube::Error> {
     let name = match (&spec.serial_number, &spec.sha256) {
-        (Some(serial), _) => format!("serial-{}", normalize_serial(serial).to_lowercase()),
+        (Some(serial), _) => format!("serial-{}", serial.to_lowercase()),
         (None, Some(sha)) => format!("sha256-{}", sha.to_lowercase()),
         (None, None) => {
             return Err(kube::Error::Service(
@@ -657,7 +657,8 @@ pub async fn create_revocation(client: &Client, spec: RevocationSpec) -> Result<
     }
 }
 
-/// Serials compare as upper-case hex without leading zeros.
+/// Serials compare as upper-case hex without leading zeros (OpenSSL prints whole bytes, a
+/// person may not).
 pub fn normalize_serial(serial: &str) -> String {
     let s = serial.trim_start_matches('0').to_uppercase();
     if s.is_empty() { "0".into() } else { s }

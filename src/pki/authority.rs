@@ -315,7 +315,7 @@ impl Authority {
         chain_pem.extend(self.chain_pem()?);
         Ok(Issued {
             chain_pem,
-            serial_hex: super::bn_hex(&serial)?,
+            serial_hex: serial.to_hex_str()?.to_string(),
             not_before: window.not_before,
             not_after: window.not_after,
         })

@@ -75,22 +75,11 @@ pub fn spki_pin(cert: &X509Ref) -> Result<String, ErrorStack> {
     ))
 }
 
-/// A certificate's serial number as certpair writes it everywhere: upper-case hex, no leading
-/// zeros.
+/// A certificate's serial number as certpair writes it everywhere: upper-case hex of whole
+/// bytes, as `openssl x509 -serial` prints it (so `0BA2...`, not `BA2...`). Compare serials
+/// from elsewhere with leading zeros ignored.
 pub fn serial_hex(cert: &X509Ref) -> Result<String, ErrorStack> {
-    bn_hex(&*cert.serial_number().to_bn()?)
-}
-
-/// A positive number in upper-case hex without leading zeros (OpenSSL pads to whole bytes:
-/// `0807..`, where the canonical form is `807..`).
-pub fn bn_hex(n: &openssl::bn::BigNumRef) -> Result<String, ErrorStack> {
-    let hex = n.to_hex_str()?.to_string();
-    let trimmed = hex.trim_start_matches('0');
-    Ok(if trimmed.is_empty() {
-        "0".into()
-    } else {
-        trimmed.into()
-    })
+    Ok(cert.serial_number().to_bn()?.to_hex_str()?.to_string())
 }
 
 /// Seconds since the Unix epoch, from the system clock.
