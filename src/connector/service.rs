@@ -31,7 +31,7 @@ use crate::{
     k8s::post_params,
     pki::{
         authority::unix,
-        csr::{KeyInfo, SubjectAttribute, certificate_subject, parse_pem},
+        csr::{KeyInfo, SubjectAttribute, certificate_subject, parse_pem_for_admission},
         now_unix, serial_hex, sha256_hex,
     },
     policy::{
@@ -250,10 +250,15 @@ impl Service {
         })
     }
 
-    /// `certificates`: signs a CSR with the certificate token. The first call that passes the
-    /// checks claims the token for its key (by naming a CSR in the TokenRequest); a retry with
-    /// the same token and key after a timeout picks up that CSR's certificate; the call that
-    /// receives the certificate marks the token used.
+    /// `certificates`: signs a CSR with the certificate token. The CSR is checked like the
+    /// admission webhook checks it (everything but the RSA prime-power test, a modular
+    /// exponentiation of 3 ms at 2,048 bits and 135 ms at 8,192 that anyone holding a token or
+    /// a certificate could make the connector run on made-up keys); the controller runs that
+    /// test too before it approves.
+    ///
+    /// The first call that passes the checks creates the pairing's one CSR (named after the
+    /// TokenRequest), which fixes the key; a retry with the same token and key picks up that
+    /// CSR's certificate; the first call that receives the certificate marks the token used.
     pub async fn issue(
         &self,
         token: Option<&str>,
@@ -262,7 +267,8 @@ impl Service {
         let tr = self.tokens.find(token, TokenStep::Certificate).await?;
         let token = token.unwrap_or_default();
         let application = tr.spec.application.clone();
-        let parsed = parse_pem(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
+        let parsed =
+            parse_pem_for_admission(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
         let usages = usages(&parsed.key);
         let checked = check_request(&parsed, &usages)?;
         check_pairing(
@@ -393,7 +399,7 @@ impl Service {
         }
         if let Some(existing) = existing {
             // Whoever created the CSR first chose the key; a retry must send the same one.
-            let same_key = parse_pem(&existing.spec.request.0)
+            let same_key = parse_pem_for_admission(&existing.spec.request.0)
                 .ok()
                 .and_then(|p| p.public_key.public_key_to_der().ok())
                 == parsed.public_key.public_key_to_der().ok();
@@ -562,7 +568,8 @@ impl Service {
         identity: &Identity,
         csr_pem: &[u8],
     ) -> Result<Certificates, ConnectorError> {
-        let parsed = parse_pem(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
+        let parsed =
+            parse_pem_for_admission(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
         let usages = usages(&parsed.key);
         let checked = check_request(&parsed, &usages)?;
         check_same_subject(&checked, &identity.subject).map_err(refused)?;
