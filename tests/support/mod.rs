@@ -582,6 +582,22 @@ impl Cluster {
     }
 }
 
+/// CPU time (user + system) the process at `/proc/<pid>` has used so far, in seconds.
+pub fn cpu_seconds_of(proc_dir: PathBuf) -> f64 {
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// A TCP port nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -627,21 +643,9 @@ impl ControllerProcess {
         let pid = self.pid();
         let children =
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        let Some(process) = children.split_whitespace().next() else {
-            return 0.0;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) start at field 3; utime and
-        // stime are fields 14 and 15, in clock ticks (100 per second on Linux).
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        children.split_whitespace().next().map_or(0.0, |process| {
+            cpu_seconds_of(Path::new("/proc").join(process))
+        })
     }
 
     pub fn metrics(&self) -> String {
