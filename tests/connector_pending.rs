@@ -1,0 +1,163 @@
+//! A pairing whose CSR is not signed in time: the connector answers 503 naming the CSR and
+//! records it on the TokenRequest; once a controller signs it, a retry with the same token and
+//! key receives the certificate, and another key is refused. Its own binary: it stops and
+//! starts the controller.
+
+mod support;
+
+use std::time::Duration;
+
+use certpair::api::{Application, ApplicationSpec, SubjectRequirements, TokenRequest};
+use kube::{Api, api::PostParams};
+use openssl::nid::Nid;
+use support::{Cluster, free_port, unique};
+
+fn curl(ca: &std::path::Path, args: &[&str]) -> (u16, serde_json::Value) {
+    let out = support::run(
+        std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(ca)
+            .args(args),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn body(app: &str, key: &openssl::pkey::PKey<openssl::pkey::Private>) -> String {
+    let pem = certpair::pki::csr_builder::RequestBuilder::cn(app)
+        .with(Nid::ORGANIZATIONNAME, "Acme")
+        .to_pem(key)
+        .expect("CSR");
+    serde_json::json!({ "csr": openssl::base64::encode_block(&pem) }).to_string()
+}
+
+#[tokio::test]
+async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
+    let cluster = Cluster::connect().await;
+    cluster.install_connector_manifests().await;
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let controller_flags = [
+        "--connector-url",
+        url.as_str(),
+        "--connector-ips",
+        "127.0.0.1",
+    ];
+    let mut controller = cluster.start_controller(&controller_flags).await;
+    controller.wait_leader().await;
+    let _connector = cluster
+        .start_connector(&[
+            "--connector-addr",
+            &format!("127.0.0.1:{port}"),
+            "--internal-addr",
+            &format!("127.0.0.1:{}", free_port()),
+            "--external-url",
+            &url,
+            "--issue-timeout-seconds",
+            "1",
+        ])
+        .await;
+    let dir = cluster.state_dir.join(unique("pending"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ca = dir.join("connector-ca.crt");
+    std::fs::write(&ca, cluster.published_ca("certpair-connector-ca")).expect("write");
+
+    let app = unique("slow");
+    Api::<Application>::all(cluster.client.clone())
+        .create(
+            &PostParams::default(),
+            &Application::new(
+                &app,
+                ApplicationSpec {
+                    subject: Some(SubjectRequirements {
+                        organization: Some("Acme".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await
+        .expect("Application");
+    let trs: Api<TokenRequest> = Api::namespaced(cluster.client.clone(), "default");
+    let tr_name = unique("slow-pairing");
+    let tr: TokenRequest = serde_json::from_value(serde_json::json!({
+        "apiVersion": "certpair.dev/v1alpha1", "kind": "TokenRequest",
+        "metadata": {"name": tr_name}, "spec": {"application": app},
+    }))
+    .expect("TokenRequest");
+    trs.create(&PostParams::default(), &tr)
+        .await
+        .expect("create");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let info_url = loop {
+        if let Some(url) = trs.get(&tr_name).await.ok().and_then(|t| t.status?.url) {
+            break url;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no token issued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (code, info) = curl(&ca, &[&info_url]);
+    assert_eq!(code, 200, "{info}");
+    let csr_url = info["csrUrl"].as_str().expect("csrUrl").to_owned();
+
+    // No controller: nothing signs the CSR within the connector's 1 s.
+    controller.send_term();
+    assert!(
+        controller.wait_exit(Duration::from_secs(20)).is_some(),
+        "controller stopped"
+    );
+    let key = support::ec_key();
+    let (code, answer) = curl(&ca, &["-d", &body(&app, &key), &csr_url]);
+    assert_eq!(code, 503, "{answer}");
+    let message = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("CSR pair-{app}-")) && message.contains("retry the same request"),
+        "{message}"
+    );
+    let status = trs
+        .get(&tr_name)
+        .await
+        .expect("get")
+        .status
+        .expect("status");
+    let csr = status
+        .certificate_signing_request
+        .expect("the CSR is recorded");
+    assert!(message.contains(&csr), "{message} names {csr}");
+
+    // A controller signs it; the retry with the same key gets the certificate.
+    let _controller = cluster.start_controller(&controller_flags).await;
+    _controller.wait_leader().await;
+    let issued = support::poll(
+        "the retry gets the certificate",
+        Duration::from_secs(30),
+        || {
+            let (code, answer) = curl(&ca, &["-d", &body(&app, &key), &csr_url]);
+            (code == 201).then_some(answer)
+        },
+    )
+    .await;
+    assert!(issued["clientCrt"].is_string(), "{issued}");
+    // Another key is refused: the token is bound to the first one.
+    let (code, answer) = curl(&ca, &["-d", &body(&app, &support::ec_key()), &csr_url]);
+    assert_eq!(code, 403, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("another key"),
+        "{answer}"
+    );
+}
