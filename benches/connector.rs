@@ -185,20 +185,7 @@ async fn main() {
         .await;
     controller.wait_leader().await;
     let connector = cluster
-        .start_certpair(
-            "connector",
-            "certpair-connector",
-            &[
-                "--log-filter",
-                "warn",
-                "--connector-addr",
-                &format!("127.0.0.1:{port}"),
-                "--internal-addr",
-                &format!("127.0.0.1:{}", free_port()),
-                "--external-url",
-                &base,
-            ],
-        )
+        .start_connector_at(port, &["--log-filter", "warn"])
         .await;
     let app = unique("bench");
     Api::<Application>::all(cluster.client.clone())

@@ -57,16 +57,7 @@ async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
     let mut controller = cluster.start_controller(&controller_flags).await;
     controller.wait_leader().await;
     let _connector = cluster
-        .start_connector(&[
-            "--connector-addr",
-            &format!("127.0.0.1:{port}"),
-            "--internal-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--external-url",
-            &url,
-            "--issue-timeout-seconds",
-            "1",
-        ])
+        .start_connector_at(port, &["--issue-timeout-seconds", "1"])
         .await;
     let dir = cluster.state_dir.join(unique("pending"));
     std::fs::create_dir_all(&dir).expect("dir");

@@ -101,16 +101,7 @@ async fn serving_certificate_rotations_under_load_fail_no_request() {
         ])
         .await;
     controller.wait_leader().await;
-    let connector = cluster
-        .start_connector(&[
-            "--connector-addr",
-            &format!("127.0.0.1:{port}"),
-            "--internal-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--external-url",
-            &url,
-        ])
-        .await;
+    let connector = cluster.start_connector_at(port, &[]).await;
     let ca =
         X509::stack_from_pem(&cluster.published_ca("certpair-connector-ca")).expect("connector CA");
 

@@ -506,6 +506,24 @@ impl Cluster {
             .await
     }
 
+    /// Starts a connector serving on 127.0.0.1:`port` with its external URL
+    /// `https://127.0.0.1:<port>`, its internal API on a free port, and `extra` flags.
+    pub async fn start_connector_at(&self, port: u16, extra: &[&str]) -> ControllerProcess {
+        let addr = format!("127.0.0.1:{port}");
+        let internal = format!("127.0.0.1:{}", free_port());
+        let url = format!("https://{addr}");
+        let mut args = vec![
+            "--connector-addr",
+            addr.as_str(),
+            "--internal-addr",
+            internal.as_str(),
+            "--external-url",
+            url.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        self.start_connector(&args).await
+    }
+
     /// Starts `certpair <subcommand> --http-addr <free port> <args>` as ServiceAccount
     /// `service_account` of certpair-system and waits until /readyz answers 200.
     pub async fn start_certpair(
