@@ -8,7 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-pub use crate::pki::profile::client::{MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS};
+pub use crate::pki::profile::client::{
+    MAX_EXPIRATION_SECONDS, MIN_APPLICATION_LIFETIME_SECONDS, MIN_EXPIRATION_SECONDS,
+};
 use crate::policy;
 
 /// API group of certpair's custom resources.
@@ -109,13 +111,13 @@ pub struct ApplicationSpec {
     /// Lifetime of a certificate whose request does not set spec.expirationSeconds. Unset: the
     /// controller's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = MIN_EXPIRATION_SECONDS, max = MAX_EXPIRATION_SECONDS))]
+    #[schemars(range(min = MIN_APPLICATION_LIFETIME_SECONDS, max = MAX_EXPIRATION_SECONDS))]
     pub default_expiration_seconds: Option<i64>,
 
     /// Longest lifetime a certificate may get; a longer spec.expirationSeconds is shortened to
     /// this. Unset: the controller's maximum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = MIN_EXPIRATION_SECONDS, max = MAX_EXPIRATION_SECONDS))]
+    #[schemars(range(min = MIN_APPLICATION_LIFETIME_SECONDS, max = MAX_EXPIRATION_SECONDS))]
     pub max_expiration_seconds: Option<i64>,
 }
 
@@ -497,7 +499,7 @@ mod tests {
         let json = serde_json::to_string(&Application::crd()).expect("serializable CRD");
         assert!(json.contains("self.defaultExpirationSeconds <= self.maxExpirationSeconds"));
         assert!(json.contains("size(self.metadata.name) <= 64"));
-        assert!(json.contains(r#""minimum":600"#), "{json}");
+        assert!(json.contains(r#""minimum":60"#), "{json}");
         assert!(json.contains(r#"^[A-Z]{2}$"#));
     }
 

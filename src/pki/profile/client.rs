@@ -1,7 +1,7 @@
 //! The application client certificate profile (kube-controller-manager's rules): subject
 //! copied from the request after policy accepted it, no requested extension copied, EKU
-//! clientAuth, and the lifetime: `spec.expirationSeconds` (or a default) clamped to
-//! [600 s, the maximum], never past the CA's NotAfter (see [`super::window`]).
+//! clientAuth, and the lifetime: `spec.expirationSeconds` (or a default) at least 600 s, cut
+//! to the maximum, never past the CA's NotAfter (see [`super::window`]).
 
 use std::time::Duration;
 
@@ -10,22 +10,27 @@ use openssl::{
     x509::{X509Builder, extension::ExtendedKeyUsage},
 };
 
-/// Shortest certificate lifetime certpair issues (the same floor kube-controller-manager uses).
+/// Shortest `spec.expirationSeconds` a CSR may ask for (the API server's own floor).
 pub const MIN_EXPIRATION_SECONDS: i64 = 600;
+/// Shortest lifetime an Application may set as its default or maximum. A signer may issue
+/// shorter than the 600 s a requester may ask for: an Application that wants 2-minute
+/// certificates (and clients that renew them) says so itself.
+pub const MIN_APPLICATION_LIFETIME_SECONDS: i64 = 60;
 /// Longest certificate lifetime an Application may allow: five years.
 pub const MAX_EXPIRATION_SECONDS: i64 = 5 * 365 * 24 * 3600;
 
-/// Lifetime to issue for: the requested `expirationSeconds` (or the default when absent),
-/// clamped to [600 s, maximum]. The maximum itself is never below the floor.
+/// Lifetime to issue for: the requested `expirationSeconds` (at least 600 s) or the default
+/// when absent, cut to the maximum. Default and maximum are the Application's (at least 60 s)
+/// or the controller's.
 pub fn lifetime(requested: Option<i64>, default: Duration, maximum: Duration) -> Duration {
     let floor = Duration::from_secs(MIN_EXPIRATION_SECONDS.unsigned_abs());
-    let maximum = maximum.max(floor);
+    let least = Duration::from_secs(MIN_APPLICATION_LIFETIME_SECONDS.unsigned_abs());
     let wanted = match requested {
-        Some(s) if s > 0 => Duration::from_secs(s.unsigned_abs()),
+        Some(s) if s > 0 => Duration::from_secs(s.unsigned_abs()).max(floor),
         Some(_) => floor,
         None => default,
     };
-    wanted.clamp(floor, maximum)
+    wanted.min(maximum).max(least)
 }
 
 /// What a client certificate adds to the extensions every leaf carries.
@@ -60,8 +65,12 @@ mod tests {
                 "{requested:?}"
             );
         }
-        // A default above the maximum is cut to the maximum; a maximum under the floor is lifted.
+        // A default above the maximum is cut to the maximum.
         assert_eq!(lifetime(None, d(100 * H), max), max);
-        assert_eq!(lifetime(Some(3600), default, d(10)), d(600));
+        // An Application's short maximum (or default) wins over the requester's 600 s floor;
+        // nothing is shorter than a minute.
+        assert_eq!(lifetime(Some(3600), default, d(120)), d(120));
+        assert_eq!(lifetime(None, d(120), max), d(120));
+        assert_eq!(lifetime(Some(3600), default, d(10)), d(60));
     }
 }

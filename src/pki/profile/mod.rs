@@ -22,7 +22,8 @@ use openssl::{
 };
 use x509_parser::{prelude::FromDer, x509::SubjectPublicKeyInfo};
 
-/// How far NotBefore is set in the past, to tolerate clock skew between certpair and clients.
+/// How far NotBefore is set in the past, to tolerate clock skew between certpair and clients
+/// (a client certificate is backdated by a tenth of its lifetime when that is less).
 pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
 /// Which profile a certificate is issued by.
@@ -151,9 +152,15 @@ impl Profile<'_> {
     }
 }
 
-/// NotBefore = now − 5 min but never before the CA's NotBefore; NotAfter = NotBefore or now
-/// (see [`LifetimeFrom`]) + lifetime, truncated to the CA's NotAfter. A CA that is expired (or
-/// not yet valid) signs nothing.
+/// NotBefore = now − 5 min (for a client certificate, − a tenth of the lifetime when that is
+/// less) but never before the CA's NotBefore; NotAfter = NotBefore or now (see
+/// [`LifetimeFrom`]) + lifetime, truncated to the CA's NotAfter. A CA that is expired (or not
+/// yet valid) signs nothing.
+///
+/// Why a tenth: kube-controller-manager backdates every certificate by 5 min, so its 10-minute
+/// certificates have 5 usable minutes left; with the tenth, a 10-minute certificate keeps 9,
+/// and a 2-minute one (an Application may set that) still has 108 s ahead of it, renewed at 70 %
+/// of its lifetime like any other. From 50 min up both rules agree.
 pub fn window(
     now: i64,
     lifetime: Duration,
@@ -171,7 +178,10 @@ pub fn window(
         });
     }
     let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
-    let backdate = i64::try_from(BACKDATE.as_secs()).unwrap_or(0);
+    let mut backdate = i64::try_from(BACKDATE.as_secs()).unwrap_or(0);
+    if from == LifetimeFrom::NotBefore {
+        backdate = backdate.min(lifetime / 10);
+    }
     let not_before = (now - backdate).max(ca.not_before);
     let start = match from {
         LifetimeFrom::NotBefore => not_before,
@@ -218,6 +228,23 @@ mod tests {
         .expect("valid");
         assert_eq!(w.not_before, 1_000);
         assert_eq!(w.not_after - w.not_before, 3600);
+        // A short client certificate is backdated by a tenth of its lifetime.
+        let w = window(
+            50_000,
+            Duration::from_secs(120),
+            LifetimeFrom::NotBefore,
+            ca,
+        )
+        .expect("valid");
+        assert_eq!((w.not_before, w.not_after), (49_988, 50_108));
+        let w = window(
+            50_000,
+            Duration::from_secs(600),
+            LifetimeFrom::NotBefore,
+            ca,
+        )
+        .expect("valid");
+        assert_eq!((w.not_before, w.not_after), (49_940, 50_540));
         // A serving certificate's lifetime counts from now: a minute is a usable minute.
         let w = window(50_000, Duration::from_secs(60), LifetimeFrom::Now, ca).expect("valid");
         assert_eq!((w.not_before, w.not_after), (49_700, 50_060));
