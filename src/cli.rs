@@ -96,6 +96,17 @@ pub struct ConnectorArgs {
     #[arg(long, env = "CERTPAIR_GATEWAY_URL")]
     pub gateway_url: Option<String>,
 
+    /// Compass's Director URL, announced as `managementPlaneInfo.directorURL` by the GraphQL
+    /// API (null when unset); certpair does not serve it.
+    #[arg(long, env = "CERTPAIR_DIRECTOR_URL")]
+    pub director_url: Option<String>,
+
+    /// Answer GraphQL introspection queries (`__schema`, `__type`). Off by default: the
+    /// schema is published at /graphql/schema.graphql, and clients need no introspection.
+    #[arg(long, env = "CERTPAIR_GRAPHQL_INTROSPECTION", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub graphql_introspection: bool,
+
     /// Seconds a pairing or renewal waits for its CSR to be signed before answering 503 with
     /// the CSR's name (a retry with the same token then picks the certificate up).
     #[arg(long, env = "CERTPAIR_ISSUE_TIMEOUT_SECONDS", default_value_t = 10,

@@ -1,5 +1,6 @@
 //! Every way a connector call can fail, and how each maps to an HTTP status and Kyma's JSON
-//! error shape `{"code": <status>, "error": "<message>"}`, in one place.
+//! error shape `{"code": <status>, "error": "<message>"}`, or to a GraphQL error with the
+//! same message and `extensions.code`, in one place.
 
 use std::time::Duration;
 
@@ -71,6 +72,46 @@ impl ConnectorError {
             _ => "client",
         }
     }
+
+    /// A stable name for programs (GraphQL's `extensions.code`; REST carries the status).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TokenMissing => "TOKEN_NOT_PROVIDED",
+            Self::InvalidToken(_) => "INVALID_TOKEN",
+            Self::Base64(_) => "INVALID_BASE64",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::TooLarge(_) => "TOO_LARGE",
+            Self::Refused { .. } => "REFUSED",
+            Self::Revoked => "CERTIFICATE_REVOKED",
+            Self::ClientCertificate(_) => "CLIENT_CERTIFICATE",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::Denied { .. } => "CSR_DENIED",
+            Self::Pending { .. } => "CSR_PENDING",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Busy(_) => "UNAVAILABLE",
+            Self::Kube(_) | Self::Internal(_) => match self.status_code() {
+                StatusCode::SERVICE_UNAVAILABLE => "UNAVAILABLE",
+                _ => "INTERNAL",
+            },
+        }
+    }
+
+    /// What the client is told: the error itself, except that a 5xx's detail goes to the log
+    /// and the client gets words without internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Kube(_) | Self::Internal(_) => {
+                warn!(kind = self.kind(), error = %self, "connector request failed");
+                if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+                    "The connector cannot reach the Kubernetes API right now; retry.".to_owned()
+                } else {
+                    "The connector failed to complete the request; retry, and see its log if it persists.".to_owned()
+                }
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl ResponseError for ConnectorError {
@@ -101,20 +142,7 @@ impl ResponseError for ConnectorError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        // 5xx: the detail goes to the log, the client gets words without internals.
-        let message = match self {
-            Self::Kube(_) | Self::Internal(_) => {
-                warn!(kind = self.kind(), error = %self, "connector request failed");
-                if status == StatusCode::SERVICE_UNAVAILABLE {
-                    "The connector cannot reach the Kubernetes API right now; retry.".to_owned()
-                } else {
-                    "The connector failed to complete the request; retry, and see its log if it persists.".to_owned()
-                }
-            }
-            other => other.to_string(),
-        };
-        error_body(status, &message)
+        error_body(self.status_code(), &self.public_message())
     }
 }
 

@@ -47,18 +47,29 @@ pub struct InternalState {
 type State = web::Data<Arc<InternalState>>;
 
 /// Who called, as the TokenReview says (or the network, in `network` mode).
-struct Caller {
-    username: String,
+pub struct Caller {
+    pub username: String,
     uid: Option<String>,
     groups: Option<Vec<String>>,
     extra: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
-/// Authenticates the caller and asks whether they may `verb` `resource` (named `name`) in
-/// certpair's API group.
-async fn authorize(
+/// The request's `Authorization: Bearer` token.
+pub fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// Authenticates the caller by `bearer` and asks whether they may `verb` `resource` (named
+/// `name`) in certpair's API group.
+pub async fn authorize(
     state: &InternalState,
-    req: &HttpRequest,
+    bearer: Option<&str>,
     verb: &str,
     resource: &str,
     name: Option<&str>,
@@ -71,18 +82,11 @@ async fn authorize(
             extra: None,
         });
     }
-    let bearer = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ConnectorError::Unauthenticated(
-                "send a Kubernetes bearer token (Authorization: Bearer ...)".into(),
-            )
-        })?;
+    let bearer = bearer.ok_or_else(|| {
+        ConnectorError::Unauthenticated(
+            "send a Kubernetes bearer token (Authorization: Bearer ...)".into(),
+        )
+    })?;
     let review = TokenReview {
         spec: TokenReviewSpec {
             token: Some(bearer.to_owned()),
@@ -146,7 +150,14 @@ async fn create_token(state: State, req: HttpRequest) -> HttpResponse {
             .filter(|a| !a.is_empty())
             .ok_or_else(|| ConnectorError::BadRequest("the Application header is missing".into()))?
             .to_owned();
-        let caller = authorize(&state, &req, "request", "applications", Some(&application)).await?;
+        let caller = authorize(
+            &state,
+            bearer(&req).as_deref(),
+            "request",
+            "applications",
+            Some(&application),
+        )
+        .await?;
         let (url, token) = token_for(&state, &application, &caller.username).await?;
         Ok::<_, ConnectorError>(HttpResponse::Created().json(json!({ "url": url, "token": token })))
     }
@@ -219,7 +230,14 @@ pub async fn token_for(
 /// (the key in any case, as Kyma's decoder took it) → 201.
 async fn revoke_by_hash(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let result = async {
-        authorize(&state, &req, "create", "revocations", None).await?;
+        authorize(
+            &state,
+            bearer(&req).as_deref(),
+            "create",
+            "revocations",
+            None,
+        )
+        .await?;
         let body = limits::read_small(&req, payload)
             .await
             .map_err(|e| ConnectorError::BadRequest(e.to_string()))?;
@@ -324,6 +342,7 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(resource("/v1/applications/tokens").route(web::post().to(create_token)))
+        .service(resource("/graphql").route(web::post().to(super::graphql::internal)))
         .service(
             resource("/v1/applications/certificates/revocations")
                 .route(web::post().to(revoke_by_hash)),
@@ -332,10 +351,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 pub fn serve(addr: SocketAddr, state: Arc<InternalState>) -> Result<Server> {
+    let schema = web::Data::new(super::graphql::internal_schema(state.clone()));
     let data = web::Data::new(state);
     Ok(HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .app_data(schema.clone())
             .configure(configure)
     })
     .workers(1)

@@ -198,9 +198,13 @@ impl Waiter {
     /// read covers a watch that is behind.
     pub async fn wait(mut self) -> Result<Option<Outcome>, kube::Error> {
         let timeout = self.issuer.timeout;
-        let reported = tokio::time::timeout(timeout, self.rx.wait_for(Option::is_some)).await;
-        if let Ok(Ok(outcome)) = reported {
-            return Ok(outcome.clone());
+        // The watch's guard is dropped before the next await (it is not `Send`).
+        let reported = tokio::time::timeout(timeout, self.rx.wait_for(Option::is_some))
+            .await
+            .ok()
+            .and_then(|r| r.ok().map(|outcome| outcome.clone()));
+        if let Some(outcome) = reported {
+            return Ok(outcome);
         }
         debug!(csr = %self.name, "no outcome reported in time; reading the CSR");
         Ok(self

@@ -5,10 +5,13 @@
 //! - `service`: the one service (tokens, issuance, identity, renewal, revocation);
 //! - `tokens`: the TokenRequest cache (hashes only) and redemption by conditional write;
 //! - `issuance`: CSRs created as the connector and one watch for their outcomes;
-//! - `rest`: Kyma's REST shapes over the service; `error`: errors to HTTP, in one place;
-//! - `internal`: Kyma's internal API (tokens, revocation by hash) on its own listener.
+//! - `rest`: Kyma's REST shapes over the service; `graphql`: Compass's GraphQL shapes over
+//!   the same service; `error`: errors to HTTP and GraphQL, in one place;
+//! - `internal`: Kyma's internal API (tokens, revocation by hash) and Compass's internal token
+//!   mutations, on their own listener.
 
 pub mod error;
+pub mod graphql;
 pub mod internal;
 pub mod issuance;
 pub mod rest;
@@ -77,6 +80,8 @@ pub async fn run(args: ConnectorArgs) -> Result<()> {
         external_url,
         certificate_secured_url,
         gateway_url,
+        director_url,
+        graphql_introspection,
         issue_timeout_seconds,
         token_ttl_seconds,
         drain_seconds,
@@ -97,6 +102,7 @@ pub async fn run(args: ConnectorArgs) -> Result<()> {
         gateway: gateway_url
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| external.clone()),
+        director: director_url.map(|u| u.trim_end_matches('/').to_owned()),
         external,
     };
     let client = crate::controller::connect().await?;
@@ -226,6 +232,7 @@ pub async fn run(args: ConnectorArgs) -> Result<()> {
     let draining = Arc::new(AtomicBool::new(false));
     let public = public_server(
         service.clone(),
+        graphql_introspection,
         mtls_acceptor(serving, trust)
             .map_err(|e| Error::Config(format!("TLS set-up failed: {e}")))?,
         connector_addr,
@@ -298,10 +305,12 @@ fn server_ended(
 /// webhook.
 pub fn public_server(
     service: Arc<service::Service>,
+    introspection: bool,
     acceptor: openssl::ssl::SslAcceptorBuilder,
     addr: SocketAddr,
     draining: Arc<AtomicBool>,
 ) -> Result<actix_web::dev::Server> {
+    let schema = web::Data::new(graphql::schema(service.clone(), introspection));
     let data = web::Data::new(service);
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
@@ -309,6 +318,7 @@ pub fn public_server(
         let draining = draining.clone();
         App::new()
             .app_data(data.clone())
+            .app_data(schema.clone())
             .wrap_fn(move |req, srv| {
                 let draining = draining.clone();
                 let answer = srv.call(req);

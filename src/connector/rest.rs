@@ -18,7 +18,7 @@ use super::{
     error::error_body,
     service::{Certificates, CsrInfo, Service},
 };
-use crate::{limits, pki::sha256_hex, telemetry::RouteLabels, tls::PeerCertificate};
+use crate::{limits, telemetry::RouteLabels, tls::PeerCertificate};
 
 /// The OpenAPI 3 description of these routes, served at `/v1/api.yaml`.
 pub const OPENAPI: &str = include_str!("openapi.yaml");
@@ -189,20 +189,10 @@ async fn renew(state: State, req: HttpRequest, payload: web::Payload) -> HttpRes
 }
 
 async fn revoke(state: State, req: HttpRequest) -> HttpResponse {
-    let result = async {
-        let peer = req.conn_data::<PeerCertificate>();
-        let identity = match state.identify(peer) {
-            // Revoking twice is revoking once.
-            Err(ConnectorError::Revoked) => return Ok(HttpResponse::Created().finish()),
-            other => other?,
-        };
-        let der = peer
-            .and_then(|p| p.certificate.to_der().ok())
-            .unwrap_or_default();
-        state.revoke(&identity, &sha256_hex(&der)).await?;
-        Ok(HttpResponse::Created().finish())
-    }
-    .await;
+    let result = state
+        .revoke(req.conn_data::<PeerCertificate>())
+        .await
+        .map(|()| HttpResponse::Created().finish());
     counted(&state, "revocations", result)
 }
 
@@ -308,6 +298,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource(ROUTES[5].0).route(web::get().to(crl)))
     .service(resource(ROUTES[6].0).route(web::get().to(api_yaml)))
     .service(resource("/v1").route(web::get().to(v1)))
+    .service(
+        resource("/graphql")
+            .route(web::post().to(super::graphql::public))
+            .route(web::get().to(super::graphql::public)),
+    )
+    .service(resource("/graphql/schema.graphql").route(web::get().to(super::graphql::schema_sdl)))
     .default_service(web::to(not_found));
 }
 

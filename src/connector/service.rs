@@ -55,6 +55,8 @@ pub struct Urls {
     pub certificate_secured: String,
     /// Kyma's application gateway, for `eventsUrl` and friends (certpair does not serve them).
     pub gateway: String,
+    /// Compass's Director (`managementPlaneInfo.directorURL`), when set.
+    pub director: Option<String>,
 }
 
 impl Urls {
@@ -608,11 +610,22 @@ impl Service {
         Ok(certs)
     }
 
-    /// `revocations`: revokes the identified client's own certificate.
-    pub async fn revoke(&self, identity: &Identity, sha256: &str) -> Result<(), ConnectorError> {
+    /// `revocations`: revokes the certificate the client presents. Revoking twice is revoking
+    /// once.
+    pub async fn revoke(&self, peer: Option<&PeerCertificate>) -> Result<(), ConnectorError> {
+        let identity = match self.identify(peer) {
+            Err(ConnectorError::Revoked) => return Ok(()),
+            other => other?,
+        };
+        let der = peer
+            .map(|p| p.certificate.to_der())
+            .transpose()
+            .map_err(internal)?
+            .unwrap_or_default();
+        let sha256 = sha256_hex(&der);
         let spec = RevocationSpec {
             serial_number: Some(identity.serial.clone()),
-            sha256: Some(sha256.to_owned()),
+            sha256: Some(sha256),
             application: Some(identity.application.clone()),
             not_after: Some(Time(
                 Timestamp::from_second(identity.not_after).map_err(internal)?,
