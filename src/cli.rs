@@ -34,6 +34,178 @@ pub enum Command {
     /// Print certpair's CustomResourceDefinitions (Application, TokenRequest, Revocation) as
     /// YAML (pipe it to `kubectl apply -f -`).
     Crd,
+    /// Pairing tokens (TokenRequests) through the Kubernetes API.
+    Token(TokenArgs),
+    /// Pair with the connector using a one-time token: CSR info, a key made here, the
+    /// certificate; writes tls.key, tls.crt, ca.crt to --out.
+    Pair(Box<PairArgs>),
+    /// Renew a pairing's certificate over mTLS with a new key, when 70 % of its lifetime has
+    /// passed (or --force); --watch keeps doing so.
+    Renew(RenewArgs),
+    /// Show what the connector says about a pairing (management info, over mTLS).
+    Info(InfoArgs),
+    /// Revoke a certificate: a pairing's own (--dir, over mTLS), or any by --serial or --sha256
+    /// (an operator, through the Kubernetes API).
+    Revoke(RevokeArgs),
+}
+
+/// How client commands print their result on stdout (progress and errors go to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientOutput {
+    /// Result format on stdout: text for people, json for programs.
+    #[arg(short, long, value_enum, default_value_t = Output::Text, global = true)]
+    pub output: Output,
+
+    /// No progress lines on stderr (errors are still printed).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create a TokenRequest for Application APP, wait for its token, and print the URL, the
+    /// token and the connector CA's pin (what `kubectl get tokenrequest` shows).
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenCreateArgs {
+    /// The Application to pair.
+    pub application: String,
+
+    /// Namespace of the TokenRequest (default: the kubeconfig's namespace).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+
+    /// Seconds each token stays good (30 to 86400; default: the TokenRequest's, 300).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(30..=86_400))]
+    pub ttl: Option<i64>,
+
+    /// Seconds to wait for the controller to issue the token.
+    #[arg(long, default_value_t = 30)]
+    pub wait_seconds: u64,
+
+    #[command(flatten)]
+    pub output: ClientOutput,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PairArgs {
+    /// The connector URL: the TokenRequest's `url` (it carries the token), or the connector's
+    /// base URL with --token.
+    pub url: String,
+
+    /// The one-time token (default: the URL's `token=`).
+    #[arg(long, env = "CERTPAIR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Pin of the connector's CA (`sha256:<hex>` of its public key, the TokenRequest's
+    /// caCertHash): the token is sent only to a connector whose chain carries that CA.
+    #[arg(long, conflicts_with = "ca_file")]
+    pub ca_cert_hash: Option<String>,
+
+    /// Trust the connector's CA from this PEM file instead of a pin.
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
+
+    /// Directory to write tls.key (0600), tls.crt (certificate then CA chain), ca.crt (the
+    /// signing CA chain), connector-ca.crt and pairing.json to.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+
+    /// Key to generate (rsa2048, rsa3072, rsa4096, rsa8192, ecdsa-p256, ecdsa-p384; default:
+    /// what the connector announces).
+    #[arg(long)]
+    pub key_algorithm: Option<String>,
+
+    /// Pair through the Compass GraphQL API (`/graphql`) instead of Kyma's REST API.
+    #[arg(long)]
+    pub graphql: bool,
+
+    /// Replace a pairing that --out already holds.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Seconds to keep retrying while the certificate awaits approval or the connector is
+    /// unavailable.
+    #[arg(long, default_value_t = 60)]
+    pub wait_seconds: u64,
+
+    #[command(flatten)]
+    pub output: ClientOutput,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RenewArgs {
+    /// A directory `certpair pair` wrote.
+    #[arg(long)]
+    pub dir: std::path::PathBuf,
+
+    /// Renew now, whatever the certificate's age.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Keep running: renew each certificate once 70 % of its lifetime has passed, retrying
+    /// with backoff while the connector is unreachable. Stops on SIGTERM or Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Key to generate (default: the kind the connector announces).
+    #[arg(long)]
+    pub key_algorithm: Option<String>,
+
+    /// Seconds a single renewal keeps retrying while the connector is unavailable (without
+    /// --watch).
+    #[arg(long, default_value_t = 60)]
+    pub wait_seconds: u64,
+
+    #[command(flatten)]
+    pub output: ClientOutput,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InfoArgs {
+    /// A directory `certpair pair` wrote.
+    #[arg(long)]
+    pub dir: std::path::PathBuf,
+
+    #[command(flatten)]
+    pub output: ClientOutput,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["dir", "serial", "sha256"])))]
+pub struct RevokeArgs {
+    /// Revoke this pairing's own certificate, over mTLS.
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+
+    /// Revoke the certificate with this serial (hex), through the Kubernetes API.
+    #[arg(long, conflicts_with_all = ["dir", "sha256"])]
+    pub serial: Option<String>,
+
+    /// Revoke the certificate whose DER has this SHA-256 (hex), through the Kubernetes API.
+    #[arg(long, conflicts_with_all = ["dir"])]
+    pub sha256: Option<String>,
+
+    /// Why, recorded in the Revocation.
+    #[arg(long)]
+    pub reason: Option<String>,
+
+    #[command(flatten)]
+    pub output: ClientOutput,
 }
 
 /// How the connector's internal API authenticates its callers.

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod connector;
 pub mod controller;
 pub mod error;
@@ -41,6 +42,9 @@ mod tests {
         "clap",
         "actix_web",
         "actix",
+        "reqwest",
+        "async_graphql",
+        "indicatif",
         "api",
         "cli",
         "controller",
@@ -49,6 +53,7 @@ mod tests {
         "server",
         "managed_tls",
         "tls",
+        "connector",
     ];
 
     /// Each module and the roots it must not use (`pki`, the lowest layer, not even `policy`).

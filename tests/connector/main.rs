@@ -7,6 +7,7 @@
 mod support;
 
 mod bad_input;
+mod client;
 mod graphql;
 mod internal;
 mod pairing;
