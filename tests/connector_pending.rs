@@ -1,7 +1,8 @@
 //! A pairing whose CSR is not signed in time: the connector answers 503 naming the CSR and
 //! records it on the TokenRequest; once a controller signs it, a retry with the same token and
-//! key receives the certificate, and another key is refused. Its own binary: it stops and
-//! starts the controller.
+//! key receives the certificate, and another key is refused. `certpair pair` meets the same:
+//! it keeps its key and certificate token, and the same command run again finishes the
+//! pairing. Its own binary: it stops and starts the controller.
 
 mod support;
 
@@ -129,8 +130,8 @@ async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
     assert!(message.contains(&csr), "{message} names {csr}");
 
     // A controller signs it; the retry with the same key gets the certificate.
-    let _controller = cluster.start_controller(&controller_flags).await;
-    _controller.wait_leader().await;
+    let mut second = cluster.start_controller(&controller_flags).await;
+    second.wait_leader().await;
     let issued = support::poll(
         "the retry gets the certificate",
         Duration::from_secs(30),
@@ -150,5 +151,66 @@ async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
             .unwrap_or_default()
             .contains("another key"),
         "{answer}"
+    );
+
+    // The client: `certpair pair` while nothing signs gives up after --wait-seconds with
+    // what to do; run again once a controller signs, it finishes with the same key.
+    trs.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({
+            "apiVersion": "certpair.dev/v1alpha1", "kind": "TokenRequest",
+            "metadata": {"name": format!("{tr_name}-client")}, "spec": {"application": app},
+        }))
+        .expect("TokenRequest"),
+    )
+    .await
+    .expect("create");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (info_url, pin) = loop {
+        let status = trs
+            .get(&format!("{tr_name}-client"))
+            .await
+            .ok()
+            .and_then(|t| t.status);
+        if let Some((url, pin)) = status.and_then(|s| Some((s.url?, s.ca_cert_hash?))) {
+            break (url, pin);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no token issued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    second.send_term();
+    assert!(second.wait_exit(Duration::from_secs(20)).is_some());
+    let out_dir = dir.join("client");
+    let pair = || {
+        support::run(
+            std::process::Command::new(env!("CARGO_BIN_EXE_certpair")).args([
+                "pair",
+                &info_url,
+                "--ca-cert-hash",
+                &pin,
+                "--out",
+                &out_dir.to_string_lossy(),
+                "--wait-seconds",
+                "3",
+            ]),
+        )
+    };
+    let out = pair();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "unavailable, retry: {stderr}");
+    assert!(
+        stderr.contains("certificate failed") && stderr.contains("run the same command again"),
+        "{stderr}"
+    );
+    let third = cluster.start_controller(&controller_flags).await;
+    third.wait_leader().await;
+    let out = pair();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming the pairing"), "{stderr}");
+    assert!(out_dir.join("tls.crt").exists());
+    assert!(
+        !out_dir.join(".pending.key").exists(),
+        "the kept key is gone once its certificate is written"
     );
 }

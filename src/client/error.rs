@@ -148,6 +148,9 @@ fn hint_for(status: u16, code: Option<&str>, message: &str) -> Option<String> {
         Some("CSR_DENIED") | Some("REFUSED") => {
             "the Application's policy refuses this request: see the reason, and the Application (kubectl get application APP -o yaml)"
         }
+        _ if message.contains("awaits approval or signing") => {
+            "the CSR awaits approval or signing (kubectl describe csr NAME shows why); run the same command again: the key and token are kept"
+        }
         _ if message.contains("pair again") => pair_again,
         _ if message.starts_with("Invalid token.") => {
             "the token is used, expired or not this cluster's: create a new one (certpair token create APP)"
