@@ -8,10 +8,10 @@
 #                           plane; prints throughput, create-to-issued percentiles, single-CSR
 #                           latency and the controller's RSS; then the controller's peak RSS
 #                           when it restarts among 1,000 CSRs with 200 KB annotations each.
-#   hack/bench.sh connector [N] [C]  N full pairings (default 200; info + certificates, RSA-2048
-#                           CSRs prepared beforehand) from C concurrent clients (default 16)
-#                           against the local control plane, single pairings on the idle
-#                           cluster, N renewals over mTLS; pairings/s, p50/p95/p99 per step,
+#   hack/bench.sh connector [N] [C]  N pairings through Kyma's REST API and N through Compass's
+#                           GraphQL API (default 200 each; RSA-2048 CSRs) from C concurrent
+#                           clients (default 16), in alternating halves, with their ratio;
+#                           single pairings of each; N renewals over mTLS; CPU per pairing
 #                           and the connector's RSS.
 #   hack/bench.sh flood     500 clients sending slow 1 MiB bodies to the webhook for 45 s
 #                           (tests/webhook_flood.rs, which also asserts the bound); prints the

@@ -2,9 +2,11 @@
 # certpair's main job on this machine: builds certpair and the local control plane, starts the
 # control plane, installs the CRDs and RBAC, runs `certpair controller` and `certpair
 # connector` as their ServiceAccounts, shows a CSR made with openssl being approved and signed,
-# and pairs an application the way Kyma's tutorial does it (curl and openssl: token, CSR info,
-# certificate, management info, renewal, revocation, CRL). The processes and the control plane
-# keep running afterwards; `hack/quickstart.sh down` stops them all.
+# pairs an application the way Kyma's tutorial does it (curl and openssl: token, CSR info,
+# certificate, management info, renewal, revocation, CRL), then the way Compass's tutorial does
+# it (GraphQL), then with certpair's own client commands (token create, pair, info, renew,
+# revoke). The processes and the control plane keep running afterwards; `hack/quickstart.sh
+# down` stops them all.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
@@ -249,6 +251,62 @@ set -x
 openssl crl -in crl.pem -noout -text | grep -A1 "$serial"
 openssl crl -in crl.pem -CAfile ca-bundle.crt -noout -verify
 openssl verify -crl_check -CAfile ca-bundle.crt -CRLfile crl.pem app.crt || true
+set +x
+cd "$root"
+
+say "pairing the way Compass's tutorial does it (GraphQL, curl and openssl)"
+cd "$work"
+kubectl delete tokenrequest billing-compass -n default --ignore-not-found >/dev/null
+set -x
+kubectl create -f - <<'YAML'
+apiVersion: certpair.dev/v1alpha1
+kind: TokenRequest
+metadata: {name: billing-compass, namespace: default}
+spec: {application: billing}
+YAML
+kubectl wait --for=jsonpath='{.status.state}'=Ready --timeout 30s tokenrequest/billing-compass
+token=$(kubectl get tokenrequest billing-compass -o jsonpath='{.status.token}')
+curl -fsS --cacert connector-ca.crt -H "Connector-Token: $token" -H 'Content-Type: application/json' \
+  -d '{"query": "{ result: configuration() { token { token } certificateSigningRequestInfo { subject keyAlgorithm } managementPlaneInfo { directorURL certificateSecuredConnectorURL } } }"}' \
+  https://127.0.0.1:9443/graphql > configuration.json
+python3 -m json.tool configuration.json
+next_token=$(python3 -c 'import json; print(json.load(open("configuration.json"))["data"]["result"]["token"]["token"])')
+subject=$(python3 -c 'import json; print("/" + json.load(open("configuration.json"))["data"]["result"]["certificateSigningRequestInfo"]["subject"].replace(",", "/"))')
+openssl genrsa -out compass.key 4096
+openssl req -new -sha256 -out compass.csr -key compass.key -subj "$subject"
+printf '{"query": "mutation { result: signCertificateSigningRequest(csr: \\"%s\\") { certificateChain caCertificate clientCertificate } }"}' \
+  "$(base64 -w0 compass.csr)" > sign.json
+curl -fsS --cacert connector-ca.crt -H "Connector-Token: $next_token" -H 'Content-Type: application/json' \
+  -d @sign.json https://127.0.0.1:9443/graphql > signed.json
+python3 -c 'import json, base64; r = json.load(open("signed.json"))["data"]["result"]; open("compass.chain.crt", "wb").write(base64.b64decode(r["certificateChain"]))'
+openssl verify -CAfile ca-bundle.crt compass.chain.crt
+# Over mTLS without a token: the renewal's configuration, then revocation.
+curl -fsS --cacert connector-ca.crt --cert compass.chain.crt --key compass.key -H 'Content-Type: application/json' \
+  -d '{"query": "{ result: configuration() { certificateSigningRequestInfo { subject keyAlgorithm } } }"}' \
+  https://127.0.0.1:9443/graphql
+echo
+curl -fsS --cacert connector-ca.crt --cert compass.chain.crt --key compass.key -H 'Content-Type: application/json' \
+  -d '{"query": "mutation { result: revokeCertificate }"}' https://127.0.0.1:9443/graphql
+echo
+set +x
+cd "$root"
+
+say "pairing with certpair's client commands"
+cd "$work"
+certpair() { "$bin" "$@"; }
+rm -rf billing-pairing
+set -x
+certpair token create billing -n default -o json > token.json
+url=$(python3 -c 'import json; print(json.load(open("token.json"))["url"])')
+pin=$(python3 -c 'import json; print(json.load(open("token.json"))["caCertHash"])')
+certpair pair "$url" --ca-cert-hash "$pin" --out billing-pairing
+ls -l billing-pairing/
+curl -fsS --cacert billing-pairing/connector-ca.crt --cert billing-pairing/tls.crt --key billing-pairing/tls.key \
+  https://127.0.0.1:9443/v1/applications/management/info > /dev/null
+certpair info --dir billing-pairing
+certpair renew --dir billing-pairing
+certpair renew --dir billing-pairing --force
+certpair revoke --dir billing-pairing
 set +x
 cd "$root"
 

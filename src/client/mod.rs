@@ -355,9 +355,30 @@ pub async fn pair(args: PairArgs) -> Result<Value, ClientError> {
     step.done(&trust.described);
     let http = connection::http(&trust.pem, None)?;
 
-    // A run that stopped while its certificate awaited approval left its certificate token
-    // and key: this run asks again with them (a new key would be refused).
-    let pending = store::pending_pairing(out);
+    let token = args
+        .token
+        .clone()
+        .or_else(|| {
+            url.query_pairs()
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ClientError::local(
+                INFO_STEP,
+                "no token: the URL has no token= and --token is not set",
+            )
+            .with_hint("pass the TokenRequest's status.url, or --token")
+        })?;
+    let started_with = crate::token::hash(&token);
+    // A run of this same command (this token) that stopped while its certificate awaited
+    // approval left its certificate token and key: this run asks again with them (a new key
+    // would be refused). Another token starts afresh.
+    let pending = store::pending_pairing(out).filter(|p| p.started_with == started_with);
+    if pending.is_none() {
+        store::clear_pending(out);
+    }
     let (info, key) = match (pending, store::pending_key(out)) {
         (Some(p), Some(key)) => {
             progress.note(format!(
@@ -374,22 +395,6 @@ pub async fn pair(args: PairArgs) -> Result<Value, ClientError> {
             (info, key)
         }
         _ => {
-            let token = args
-                .token
-                .clone()
-                .or_else(|| {
-                    url.query_pairs()
-                        .find(|(k, _)| k == "token")
-                        .map(|(_, v)| v.into_owned())
-                })
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    ClientError::local(
-                        INFO_STEP,
-                        "no token: the URL has no token= and --token is not set",
-                    )
-                    .with_hint("pass the TokenRequest's status.url, or --token")
-                })?;
             let step = progress.step(INFO_STEP, "redeeming the one-time token");
             let info = connection::csr_info(&http, api, &start, &token).await?;
             step.done(format!(
@@ -403,11 +408,11 @@ pub async fn pair(args: PairArgs) -> Result<Value, ClientError> {
             store::keep_pending_pairing(
                 out,
                 &store::PendingPairing {
+                    started_with: started_with.clone(),
                     token: info.token.clone(),
                     sign_url: info.sign_url.clone(),
                     subject: info.subject.clone(),
                     management_url: info.management_url.clone(),
-                    application: String::new(),
                 },
             )?;
             step.done(format!(

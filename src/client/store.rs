@@ -212,11 +212,13 @@ pub fn keep_pending_key(dir: &Path, key: &PKey<Private>) -> Result<(), ClientErr
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingPairing {
+    /// SHA-256 of the one-time token the pairing started with: only the same command (the
+    /// same token) resumes it; a new token starts afresh.
+    pub started_with: String,
     pub token: String,
     pub sign_url: String,
     pub subject: String,
     pub management_url: String,
-    pub application: String,
 }
 
 pub fn pending_pairing(dir: &Path) -> Option<PendingPairing> {
