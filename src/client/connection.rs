@@ -19,6 +19,10 @@ use crate::pki::spki_pin;
 /// How long one call may take (a pairing waits for its CSR to be signed: 10 s by default).
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole pin probe (connect and handshake).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer read from the connector (its answers are a few KiB).
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 const CONFIGURATION: &str = "query { result: configuration { token { token } certificateSigningRequestInfo { subject keyAlgorithm } managementPlaneInfo { directorURL certificateSecuredConnectorURL } } }";
 const SIGN: &str = "mutation($csr: String!) { result: signCertificateSigningRequest(csr: $csr) { certificateChain caCertificate clientCertificate } }";
@@ -79,8 +83,22 @@ pub async fn trust(
         .trim_end_matches(']')
         .to_owned();
     let port = url.port_or_known_default().unwrap_or(443);
-    let chain = tokio::task::spawn_blocking(move || served_chain(&host, port))
+    let probe = tokio::task::spawn_blocking({
+        let host = host.clone();
+        move || served_chain(&host, port)
+    });
+    // Each socket operation has its own timeout; this bounds a server that drips bytes.
+    let chain = tokio::time::timeout(PROBE_TIMEOUT, probe)
         .await
+        .map_err(|_| {
+            ClientError::unavailable(
+                STEP,
+                format!(
+                    "TLS handshake with {host}:{port} took longer than {} s",
+                    PROBE_TIMEOUT.as_secs()
+                ),
+            )
+        })?
         .map_err(|e| ClientError::local(STEP, e))??;
     for cert in &chain {
         if spki_pin(cert).ok().as_deref() == Some(wanted.as_str()) {
@@ -96,7 +114,8 @@ pub async fn trust(
     Err(ClientError::local(
         STEP,
         format!(
-            "no certificate in the chain {url} serves has the public key pinned ({wanted}); the token was not sent"
+            "no certificate in the chain {} serves has the public key pinned ({wanted}); the token was not sent",
+            url.origin().ascii_serialization()
         ),
     )
     .with_hint("check that the URL is the connector's and the pin is the TokenRequest's status.caCertHash from the same cluster"))
@@ -165,6 +184,10 @@ pub fn http(
     const STEP: &str = "TLS set-up";
     let mut builder = reqwest::Client::builder()
         .use_native_tls()
+        // Tokens travel in URLs and headers: never to another place than asked, never in
+        // clear, whatever the connector's answers say.
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(true)
         .tls_built_in_root_certs(false)
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
         .connect_timeout(CONNECT_TIMEOUT)
@@ -188,10 +211,12 @@ pub fn http(
     builder.build().map_err(|e| ClientError::local(STEP, e))
 }
 
-/// The error and its causes on one line (reqwest's own message hides the TLS reason).
-fn chain(e: &dyn std::error::Error) -> String {
+/// A reqwest error and its causes on one line (its own message hides the TLS reason), without
+/// the URL: URLs carry tokens, and errors end up in logs.
+fn chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut text = e.to_string();
-    let mut source = e.source();
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
@@ -200,17 +225,39 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// A failed call: a certificate that did not verify is this side's problem (exit 1, no
+/// retry); anything else the network's or the connector's (retry).
+fn transport(step: &'static str, e: reqwest::Error) -> ClientError {
+    let text = chain(e);
+    if text.contains("certificate verify failed") || text.contains("certificate signature failure")
+    {
+        ClientError::local(step, format!("the connector's certificate did not verify: {text}")).with_hint(
+            "the URL's host must be in the connector's certificate, and the CA pinned or given must be the one that issued it",
+        )
+    } else if text.contains("URL scheme is not allowed") {
+        ClientError::local(
+            step,
+            format!("the connector pointed to a URL that is not https: {text}"),
+        )
+    } else {
+        ClientError::unavailable(step, text)
+    }
+}
+
 /// Sends `request`; a 2xx's JSON body (or null when empty), else the connector's error.
 async fn send(step: &'static str, request: reqwest::RequestBuilder) -> Result<Value, ClientError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| ClientError::unavailable(step, chain(&e)))?;
+    let mut response = request.send().await.map_err(|e| transport(step, e))?;
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| ClientError::unavailable(step, chain(&e)))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(step, e))? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ClientError::local(
+                step,
+                format!("the connector's answer is larger than {MAX_ANSWER_BYTES} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
     let json: Option<Value> = serde_json::from_slice(&body).ok();
     if status.is_success() {
         return Ok(json.unwrap_or(Value::Null));
@@ -262,10 +309,8 @@ fn field(step: &'static str, value: &Value, pointer: &str) -> Result<String, Cli
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| {
-            ClientError::local(
-                step,
-                format!("the connector's answer has no {pointer}: {value}"),
-            )
+            // Not the answer itself: it may hold a token.
+            ClientError::local(step, format!("the connector's answer has no {pointer}"))
         })
 }
 

@@ -344,6 +344,7 @@ pub async fn pair(args: PairArgs) -> Result<Value, ClientError> {
         Api::Rest
     };
     let start = endpoint(&url, api);
+    let _lock = store::lock(out)?;
 
     let step = progress.step("connector CA", start.origin().ascii_serialization());
     let trust = connection::trust(
@@ -469,10 +470,24 @@ pub async fn pair(args: PairArgs) -> Result<Value, ClientError> {
     // The certificate works: the management info over mTLS.
     let step = progress.step(MANAGEMENT_STEP, "over mTLS with the new certificate");
     let chain = [issued.client_pem.clone(), issued.ca_pem.clone()].concat();
-    let mtls = connection::http(&trust.pem, Some((&chain, &key)))?;
-    connection::management(&mtls, api, &info.management_url).await?;
     let due = renew_after(not_before, not_after);
-    step.done(format!("renew after {}", time(due)));
+    // The pairing is done and written: a failure here is reported, not fatal (the token is
+    // used, and running pair again could not help).
+    let checked = match connection::http(&trust.pem, Some((&chain, &key))) {
+        Ok(mtls) => connection::management(&mtls, api, &info.management_url)
+            .await
+            .map(drop),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => step.done(format!("renew after {}", time(due))),
+        Err(e) => {
+            drop(step);
+            progress.note(format!(
+                "warning: the certificate is written, but the check with it failed: {e}"
+            ));
+        }
+    }
     Ok(json!({
         "application": application,
         "dir": out,
@@ -506,6 +521,7 @@ async fn renew_once(
     wait: Duration,
     progress: &Progress,
 ) -> Result<Option<Value>, ClientError> {
+    let _lock = store::lock(dir)?;
     let pairing = store::read(dir)?;
     let (serial, not_before, not_after) = certificate_summary(&pairing.leaf);
     let now = now_unix();
@@ -626,23 +642,45 @@ pub async fn renew(args: RenewArgs) -> Result<Value, ClientError> {
 /// a refusal (revoked, expired, policy) ends the watch with its error. Each renewal prints
 /// its result (a JSON line with `-o json`).
 async fn watch(args: &RenewArgs, progress: &Progress) -> Result<Value, ClientError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = |kind| {
+        signal(kind).map_err(|e| ClientError::local("watch", format!("signal handler: {e}")))
+    };
+    let (mut term, mut int) = (
+        signals(SignalKind::terminate())?,
+        signals(SignalKind::interrupt())?,
+    );
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    tokio::pin!(stop);
     let mut pause = Duration::from_secs(1);
     let mut renewals = 0u64;
-    let stop = crate::controller::shutdown_signal();
-    tokio::pin!(stop);
+    // A floor after each renewal: a new certificate that is due at once (cut short by the
+    // CA's own expiry, or a clock far ahead) must not turn into a loop of CSRs.
+    let mut earliest = 0i64;
     loop {
         let pairing = store::read(&args.dir)?;
         let (serial, not_before, not_after) = certificate_summary(&pairing.leaf);
-        let due = renew_after(not_before, not_after);
-        let wait = u64::try_from(due - now_unix()).unwrap_or(0);
-        if wait > 0 && !(args.force && renewals == 0) {
+        let due = renew_after(not_before, not_after).max(earliest);
+        if due > now_unix() && !(args.force && renewals == 0) {
             progress.note(format!(
-                "serial {serial}: next renewal at {} (in {wait} s)",
-                time(due)
+                "serial {serial}: next renewal at {} (in {} s)",
+                time(due),
+                due - now_unix()
             ));
-            tokio::select! {
-                _ = &mut stop => break,
-                () = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            // In steps of at most a minute against the wall clock, so that a machine that
+            // was suspended renews on waking.
+            while now_unix() < due {
+                let step =
+                    Duration::from_secs(u64::try_from(due - now_unix()).unwrap_or(0).min(60));
+                tokio::select! {
+                    () = &mut stop => return Ok(stopped(renewals)),
+                    () = tokio::time::sleep(step) => {}
+                }
             }
         }
         let attempt = renew_once(
@@ -653,13 +691,14 @@ async fn watch(args: &RenewArgs, progress: &Progress) -> Result<Value, ClientErr
             progress,
         );
         let outcome = tokio::select! {
-            _ = &mut stop => break,
+            () = &mut stop => return Ok(stopped(renewals)),
             outcome = attempt => outcome,
         };
         match outcome {
             Ok(result) => {
                 renewals += 1;
                 pause = Duration::from_secs(1);
+                earliest = now_unix() + ((not_after - not_before) / 10).max(5);
                 if let Some(result) = result {
                     print_result(args.output.output, &result);
                 }
@@ -670,7 +709,7 @@ async fn watch(args: &RenewArgs, progress: &Progress) -> Result<Value, ClientErr
                     pause.as_secs()
                 ));
                 tokio::select! {
-                    _ = &mut stop => break,
+                    () = &mut stop => return Ok(stopped(renewals)),
                     () = tokio::time::sleep(pause) => {}
                 }
                 pause = (pause * 2).min(Duration::from_secs(60));
@@ -678,10 +717,13 @@ async fn watch(args: &RenewArgs, progress: &Progress) -> Result<Value, ClientErr
             Err(e) => return Err(e),
         }
     }
-    Ok(json!({
+}
+
+fn stopped(renewals: u64) -> Value {
+    json!({
         "renewals": renewals,
         "text": format!("stopped after {renewals} renewal(s)"),
-    }))
+    })
 }
 
 pub async fn info(args: InfoArgs) -> Result<Value, ClientError> {

@@ -2,8 +2,10 @@
 //! (the signing CA chain), `connector-ca.crt` (the connector's serving CA, as pinned) and
 //! `pairing.json` (where to renew). All five change together: each version is written into a
 //! new hidden directory and the `..data` symlink is swapped to it with one rename, the way the
-//! kubelet updates Secret volumes, so a reader never sees a key of one version beside the
-//! certificate of another. The names users open are symlinks into `..data`.
+//! kubelet updates Secret volumes. The names users open are symlinks into `..data`; a reader
+//! that opens `tls.key` and then `tls.crt` just as a renewal switches may still get one of each
+//! (as with Secret volumes): load both again when they do not match. One certpair command at a
+//! time works on a directory ([`lock`]).
 
 use std::{
     fs,
@@ -108,7 +110,36 @@ pub fn read(dir: &Path) -> Result<Pairing, ClientError> {
     })
 }
 
-/// Writes a new version of the directory and switches to it at once.
+/// Held while a command works on a directory; released when dropped (the file is closed).
+pub struct Lock(#[allow(dead_code)] fs::File);
+
+/// Takes the directory's lock (`.lock`, an flock), or says who has it.
+pub fn lock(dir: &Path) -> Result<Lock, ClientError> {
+    fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, e))?;
+    let path = dir.join(".lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| io_error("opening", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Lock(file)),
+        Err(fs::TryLockError::WouldBlock) => Err(ClientError::local(
+            STEP,
+            format!(
+                "another certpair command is working on {} (a renew --watch?)",
+                dir.display()
+            ),
+        )
+        .with_hint("try again when it has finished")),
+        Err(fs::TryLockError::Error(e)) => Err(io_error("locking", &path, e)),
+    }
+}
+
+/// Writes a new version of the directory and switches to it at once. The caller holds
+/// [`lock`].
 pub fn write(dir: &Path, files: &Files<'_>) -> Result<(), ClientError> {
     let key_pem = files
         .key
@@ -139,19 +170,19 @@ pub fn write(dir: &Path, files: &Files<'_>) -> Result<(), ClientError> {
     }
     sync(&version_dir)?;
     // The switch: a new symlink renamed over the old one.
-    let tmp = dir.join("..data_tmp");
+    let tmp = dir.join(format!("..data_tmp{version}"));
     let _ = fs::remove_file(&tmp);
     symlink(&version, &tmp).map_err(|e| io_error("linking", &tmp, e))?;
     fs::rename(&tmp, dir.join(DATA)).map_err(|e| io_error("switching", &dir.join(DATA), e))?;
     for (name, _, _) in contents {
         let link = dir.join(name);
-        let is_link = fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink());
-        if !is_link {
-            if link.exists() {
+        let target = PathBuf::from(DATA).join(name);
+        // Anything else at that name (a file, a link elsewhere) is replaced by the link.
+        if fs::read_link(&link).ok().as_ref() != Some(&target) {
+            if fs::symlink_metadata(&link).is_ok() {
                 fs::remove_file(&link).map_err(|e| io_error("replacing", &link, e))?;
             }
-            symlink(PathBuf::from(DATA).join(name), &link)
-                .map_err(|e| io_error("linking", &link, e))?;
+            symlink(&target, &link).map_err(|e| io_error("linking", &link, e))?;
         }
     }
     sync(dir)?;
@@ -176,12 +207,12 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ClientError> {
         .mode(mode)
         .open(path)
         .map_err(|e| io_error("writing", path, e))?;
-    file.write_all(bytes)
+    // The umask may have narrowed the mode; set it on the open file (not by path, which a
+    // link could redirect).
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(bytes))
         .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("writing", path, e))?;
-    // The umask may have narrowed the mode; a key must not be wider than 0600 either way.
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| io_error("setting the mode of", path, e))
+        .map_err(|e| io_error("writing", path, e))
 }
 
 fn sync(dir: &Path) -> Result<(), ClientError> {

@@ -312,6 +312,15 @@ async fn read_request(
             )
         });
     }
+    // JSON only: a form or text/plain POST is what a browser sends cross-site without asking,
+    // and the connector's mutations must not be reachable that way with a user's certificate.
+    if !limits::is_json(req) {
+        return Err(refused(
+            "a POST to /graphql must be Content-Type: application/json".into(),
+            "BAD_REQUEST",
+            415,
+        ));
+    }
     let body = limits::read_small(req, payload)
         .await
         .map_err(|e| match e {
@@ -381,6 +390,8 @@ fn drop_empty_arguments(query: &str) -> std::borrow::Cow<'_, str> {
                 if bytes.get(next) == Some(&b')') {
                     let out = out.get_or_insert_with(|| String::with_capacity(query.len()));
                     out.push_str(&query[kept..i]);
+                    // A space where `()` was: `a()b` stays two names.
+                    out.push(' ');
                     kept = next + 1;
                     i = next + 1;
                 } else {
@@ -654,10 +665,11 @@ mod tests {
         let cases = [
             (
                 "{ result: configuration() { token { token } } }",
-                "{ result: configuration { token { token } } }",
+                "{ result: configuration  { token { token } } }",
             ),
-            ("{ a( ,\n ) b(x: 1) }", "{ a b(x: 1) }"),
-            ("{ a(# none\n) }", "{ a }"),
+            ("{ a( ,\n ) b(x: 1) }", "{ a  b(x: 1) }"),
+            ("{ a()b }", "{ a b }"),
+            ("{ a(# none\n) }", "{ a  }"),
             (r#"{ a(s: "()") }"#, r#"{ a(s: "()") }"#),
             (r#"{ a(s: "\"()") }"#, r#"{ a(s: "\"()") }"#),
             (r#"{ a(s: """x()""") }"#, r#"{ a(s: """x()""") }"#),

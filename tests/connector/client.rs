@@ -265,26 +265,16 @@ async fn renew_watch_renews_two_minute_certificates_across_a_connector_restart()
     let admin = admin().await;
     let cluster = Cluster::connect().await;
     let app = unique("watch");
-    Api::<Application>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &Application::new(
-                &app,
-                ApplicationSpec {
-                    subject: Some(SubjectRequirements {
-                        organization: Some("Acme".into()),
-                        organizational_unit: Some("Payments".into()),
-                        country: Some("DE".into()),
-                        ..Default::default()
-                    }),
-                    default_expiration_seconds: Some(120),
-                    max_expiration_seconds: Some(120),
-                    ..Default::default()
-                },
-            ),
-        )
-        .await
-        .expect("create Application");
+    application_with(
+        &admin,
+        &app,
+        ApplicationSpec {
+            default_expiration_seconds: Some(120),
+            max_expiration_seconds: Some(120),
+            ..application_spec()
+        },
+    )
+    .await;
     // A connector of its own, so that stopping it disturbs no other test.
     let port = free_port();
     let origin = format!("https://127.0.0.1:{port}");

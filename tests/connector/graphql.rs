@@ -346,6 +346,19 @@ async fn graphql_bad_input_is_a_specific_error_and_issues_nothing() {
     expect(
         curl(&["-H", &with_token, "-d", "query=nope", &endpoint]),
         "BAD_REQUEST",
+        "must be Content-Type: application/json",
+    );
+    expect(
+        curl(&[
+            "-H",
+            &with_token,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "query=nope",
+            &endpoint,
+        ]),
+        "BAD_REQUEST",
         "must be JSON",
     );
     expect(
@@ -444,24 +457,12 @@ async fn compass_internal_token_mutation() {
         format!("mutation {{ result: generateApplicationToken(authID: \"{app}\") {{ token }} }}");
     let internal = |bearer: Option<&str>, query: &str| {
         let body = serde_json::json!({ "query": query }).to_string();
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"]);
-        if let Some(token) = bearer {
-            cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
-        }
-        let out = run(cmd.args([
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &body,
+        super::internal::post(
             &endpoint,
-        ]));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        Reply {
-            code: code.trim().parse().unwrap_or(0),
-            body: body.to_owned(),
-        }
+            bearer,
+            &["Content-Type: application/json"],
+            Some(&body),
+        )
     };
 
     let (_, code) = error_of(&internal(None, &mutation));
@@ -475,12 +476,7 @@ async fn compass_internal_token_mutation() {
     support::csr::grant(
         &admin,
         &caller.username,
-        vec![support::csr::rule(
-            &["certpair.dev"],
-            &["applications"],
-            &["request"],
-            Some(&[&app]),
-        )],
+        vec![support::csr::may_request(&app)],
     )
     .await;
     let reply = within("the grant to take effect", Duration::from_secs(10), || {

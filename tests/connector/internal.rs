@@ -8,7 +8,7 @@ use certpair::api::Revocation;
 use super::*;
 
 /// POST to the internal API with an optional bearer token; status and body.
-fn post(url: &str, bearer: Option<&str>, headers: &[&str], body: Option<&str>) -> Reply {
+pub fn post(url: &str, bearer: Option<&str>, headers: &[&str], body: Option<&str>) -> Reply {
     let mut cmd = Command::new("curl");
     cmd.args([
         "-sS",
@@ -66,12 +66,7 @@ async fn internal_api_tokens_and_revocation_by_hash() {
         &admin,
         &caller.username,
         vec![
-            support::csr::rule(
-                &["certpair.dev"],
-                &["applications"],
-                &["request"],
-                Some(&[&app]),
-            ),
+            support::csr::may_request(&app),
             support::csr::rule(&["certpair.dev"], &["revocations"], &["create"], None),
         ],
     )

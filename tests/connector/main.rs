@@ -197,26 +197,30 @@ pub async fn admin() -> Client {
     Cluster::connect().await.client
 }
 
-/// Application `name` requiring O=Acme, OU=Payments, C=DE.
-pub async fn application(client: &Client, name: &str) {
+/// An Application spec requiring O=Acme, OU=Payments, C=DE.
+pub fn application_spec() -> ApplicationSpec {
+    ApplicationSpec {
+        subject: Some(SubjectRequirements {
+            organization: Some("Acme".into()),
+            organizational_unit: Some("Payments".into()),
+            country: Some("DE".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Application `name` with `spec`.
+pub async fn application_with(client: &Client, name: &str, spec: ApplicationSpec) {
     Api::<Application>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Application::new(
-                name,
-                ApplicationSpec {
-                    subject: Some(SubjectRequirements {
-                        organization: Some("Acme".into()),
-                        organizational_unit: Some("Payments".into()),
-                        country: Some("DE".into()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
-        )
+        .create(&PostParams::default(), &Application::new(name, spec))
         .await
         .expect("create Application");
+}
+
+/// Application `name` requiring O=Acme, OU=Payments, C=DE.
+pub async fn application(client: &Client, name: &str) {
+    application_with(client, name, application_spec()).await;
 }
 
 /// Creates a TokenRequest for `application` in `default` as the admin and waits for its

@@ -240,12 +240,7 @@ async fn creating_a_token_request_needs_the_right_to_request_the_application() {
     support::csr::grant(
         &admin,
         &user.username,
-        vec![support::csr::rule(
-            &["certpair.dev"],
-            &["applications"],
-            &["request"],
-            Some(&[&app]),
-        )],
+        vec![support::csr::may_request(&app)],
     )
     .await;
     // The policy's authorizer reads RBAC from a cache: allow it a moment.

@@ -82,7 +82,7 @@ async fn bad_applications_are_refused_by_schema_validation() {
         ),
         (
             unique("short"),
-            "maxExpirationSeconds: 60".into(),
+            "maxExpirationSeconds: 59".into(),
             "spec.maxExpirationSeconds",
         ),
         (long_name, "{}".into(), "must be at most 64 characters"),

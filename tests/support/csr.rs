@@ -143,15 +143,20 @@ pub async fn requester(cluster: &Cluster, application: Option<&str>) -> Identity
         None,
     )];
     if let Some(app) = application {
-        rules.push(rule(
-            &["certpair.dev"],
-            &["applications"],
-            &["request"],
-            Some(&[app]),
-        ));
+        rules.push(may_request(app));
     }
     grant(&cluster.client, &user.username, rules).await;
     user
+}
+
+/// The RBAC rule that lets a subject `request` Application `app`.
+pub fn may_request(app: &str) -> PolicyRule {
+    rule(
+        &["certpair.dev"],
+        &["applications"],
+        &["request"],
+        Some(&[app]),
+    )
 }
 
 /// `kubectl apply` of a CSR manifest as `who`.
