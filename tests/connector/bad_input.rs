@@ -27,11 +27,7 @@ fn body(pem: &[u8]) -> String {
 #[tokio::test]
 async fn bad_input_gets_a_specific_4xx_and_issues_nothing() {
     let s = setup();
-    let admin = admin().await;
-    let app = unique("junk");
-    application(&admin, &app).await;
-    let dir = s.dir.join(&app);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let (admin, app, dir) = fresh_application("junk").await;
     let (tr, status) = token_request(&admin, &app).await;
     let reply = curl(&[status["url"].as_str().expect("url")]);
     assert_eq!(reply.code, 200, "{}", reply.body);

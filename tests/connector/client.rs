@@ -64,11 +64,7 @@ fn management_info(dir: &Path) -> Reply {
 #[tokio::test]
 async fn client_commands_pair_info_renew_and_revoke() {
     let s = setup();
-    let admin = admin().await;
-    let app = unique("client");
-    application(&admin, &app).await;
-    let base = s.dir.join(&app);
-    std::fs::create_dir_all(&base).expect("dir");
+    let (admin, app, base) = fresh_application("client").await;
     let dir = base.join("pairing");
     let dir_arg = dir.to_string_lossy().into_owned();
 
@@ -183,11 +179,8 @@ async fn client_commands_pair_info_renew_and_revoke() {
 
 #[tokio::test]
 async fn client_graphql_pairing_and_operator_revocation() {
-    let s = setup();
-    let admin = admin().await;
-    let app = unique("clientgql");
-    application(&admin, &app).await;
-    let dir = s.dir.join(&app).join("pairing");
+    let (admin, app, dir) = fresh_application("clientgql").await;
+    let dir = dir.join("pairing");
     let dir_arg = dir.to_string_lossy().into_owned();
     let token = token_create(&app);
     let url = token["url"].as_str().expect("url");

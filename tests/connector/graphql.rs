@@ -148,11 +148,7 @@ async fn connector_csrs(client: &Client, app: &str) -> Vec<String> {
 #[tokio::test]
 async fn compass_tutorial_pairing_renewal_and_revocation() {
     let s = setup();
-    let admin = admin().await;
-    let app = unique("compass");
-    application(&admin, &app).await;
-    let dir = s.dir.join(&app);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let (admin, app, dir) = fresh_application("compass").await;
     let (_, status) = token_request(&admin, &app).await;
     let token = status["token"].as_str().expect("token").to_owned();
     // The second replica: tokens live in the API server, not in a replica.
@@ -273,11 +269,7 @@ async fn compass_tutorial_pairing_renewal_and_revocation() {
 #[tokio::test]
 async fn graphql_bad_input_is_a_specific_error_and_issues_nothing() {
     let s = setup();
-    let admin = admin().await;
-    let app = unique("gqlbad");
-    application(&admin, &app).await;
-    let dir = s.dir.join(&app);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let (admin, app, dir) = fresh_application("gqlbad").await;
     let (tr, status) = token_request(&admin, &app).await;
     let token = status["token"].as_str().expect("token").to_owned();
     let endpoint = format!("{}/graphql", s.urls[0]);

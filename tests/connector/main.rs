@@ -218,6 +218,17 @@ pub async fn application_with(client: &Client, name: &str, spec: ApplicationSpec
         .expect("create Application");
 }
 
+/// A fresh Application named after `prefix` (O=Acme, OU=Payments, C=DE), the admin client,
+/// and a directory of its own for the test's files.
+pub async fn fresh_application(prefix: &str) -> (Client, String, PathBuf) {
+    let admin = admin().await;
+    let app = unique(prefix);
+    application(&admin, &app).await;
+    let dir = setup().dir.join(&app);
+    std::fs::create_dir_all(&dir).expect("dir");
+    (admin, app, dir)
+}
+
 /// Application `name` requiring O=Acme, OU=Payments, C=DE.
 pub async fn application(client: &Client, name: &str) {
     application_with(client, name, application_spec()).await;

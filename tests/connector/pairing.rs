@@ -12,11 +12,7 @@ use super::*;
 #[tokio::test]
 async fn kyma_tutorial_pairing_renewal_revocation_and_crl() {
     let s = setup();
-    let admin = admin().await;
-    let app = unique("shop");
-    application(&admin, &app).await;
-    let dir = s.dir.join(&app);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let (admin, app, dir) = fresh_application("shop").await;
 
     // 1. The TokenRequest: a token, the URL to start at, and the pin of the connector's CA.
     let (tr, status) = token_request(&admin, &app).await;
