@@ -13,6 +13,11 @@
 #                           clients (default 16), in alternating halves, with their ratio;
 #                           single pairings of each; N renewals over mTLS; CPU per pairing
 #                           and the connector's RSS.
+#   hack/bench.sh peers [N] N certificates (default 1000) per row, one control plane, one run:
+#                           a raw writer (the apiserver's ceiling), kube-controller-manager's
+#                           CSR controllers at default and raised client limits, certpair;
+#                           certificates/s, p50/p99, CPU per 1,000, peak RSS, API calls and
+#                           409s per certificate, ratios; JSON under target/bench/.
 #   hack/bench.sh flood     500 clients sending slow 1 MiB bodies to the webhook for 45 s
 #                           (tests/webhook_flood.rs, which also asserts the bound); prints the
 #                           controller's peak RSS and how long a kubectl create took meanwhile.
@@ -53,10 +58,15 @@ case "${1:-}" in
     control_plane
     cargo bench --locked --bench connector -- "${2:-200}" "${3:-16}"
     ;;
+  peers)
+    hack/control-plane.sh build-kcm
+    control_plane
+    cargo bench --locked --bench peers -- "${2:-1000}"
+    ;;
   flood)
     control_plane
     cargo test --locked --test webhook_flood -- --nocapture 2>&1 \
       | grep -E '^(flood:|kubectl create during|test result)'
     ;;
-  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | flood" >&2; exit 2 ;;
+  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | flood" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 # tests, quickstart and development.
 #
 #   hack/control-plane.sh build   build etcd, kube-apiserver and kubectl into hack/bin/ (cached)
+#   hack/control-plane.sh build-kcm  build kube-controller-manager too (the peers benchmark)
 #   hack/control-plane.sh up      start etcd and kube-apiserver; prints `export KUBECONFIG=...`
 #   hack/control-plane.sh down    stop exactly the processes `up` started
 #   hack/control-plane.sh status  say whether it runs, and where
@@ -62,6 +63,32 @@ build() {
   mkdir -p "$cached"
   cp "$bin_dir/kube-apiserver" "$bin_dir/kubectl" "$bin_dir/etcd" "$cached/"
   log "built $stamp in $((SECONDS - start))s"
+}
+
+# kube-controller-manager of the same pinned release, for the peers benchmark only (tests do
+# not need it). Cached like the others.
+build_kcm() {
+  [[ -n "$k8s_version" ]] || die "cannot read the pinned Kubernetes version from hack/tools/kubernetes/go.mod"
+  local cached="$cache_dir/bin/kube-controller-manager-$k8s_version"
+  mkdir -p "$bin_dir"
+  if [[ -x "$bin_dir/kube-controller-manager" && "$(cat "$bin_dir/.stamp-kcm" 2>/dev/null)" == "$k8s_version" ]]; then
+    log "up to date: kube-controller-manager $k8s_version"
+    return
+  fi
+  if [[ -x "$cached/kube-controller-manager" ]]; then
+    cp "$cached/kube-controller-manager" "$bin_dir/"
+  else
+    command -v go >/dev/null || die "go is not installed; it is needed to build kube-controller-manager"
+    export GOSUMDB=off GOTOOLCHAIN=local GOFLAGS=-mod=readonly
+    local start=$SECONDS
+    log "building kube-controller-manager $k8s_version (a cold build takes several minutes)"
+    (cd "$root/hack/tools/kubernetes" &&
+      go build -trimpath -ldflags "-s -w" -o "$bin_dir/" k8s.io/kubernetes/cmd/kube-controller-manager)
+    mkdir -p "$cached"
+    cp "$bin_dir/kube-controller-manager" "$cached/"
+    log "built kube-controller-manager in $((SECONDS - start))s"
+  fi
+  echo "$k8s_version" > "$bin_dir/.stamp-kcm"
 }
 
 free_port() {
@@ -212,6 +239,7 @@ status() {
 
 case "${1:-}" in
   build) build ;;
+  build-kcm) build_kcm ;;
   up) up ;;
   down) stop_all ;;
   status) status ;;

@@ -635,13 +635,21 @@ impl ControllerProcess {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
+    /// Pid of the certpair process itself (the watchdog shell's only child), while it runs.
+    pub fn controller_pid(&self) -> Option<u32> {
+        let pid = self.pid();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
     /// The controller's resident memory now and its peak so far (VmRSS, VmHWM), in KiB;
     /// zeros once it has exited.
     pub fn memory_kib(&self) -> (u64, u64) {
-        let pid = self.pid();
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        let Some(controller) = children.split_whitespace().next() else {
+        let Some(controller) = self.controller_pid() else {
             return (0, 0);
         };
         let status =
@@ -658,11 +666,8 @@ impl ControllerProcess {
 
     /// CPU time the process has used so far (user + system), in seconds; 0 once it has exited.
     pub fn cpu_seconds(&self) -> f64 {
-        let pid = self.pid();
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        children.split_whitespace().next().map_or(0.0, |process| {
-            cpu_seconds_of(Path::new("/proc").join(process))
+        self.controller_pid().map_or(0.0, |process| {
+            cpu_seconds_of(Path::new("/proc").join(process.to_string()))
         })
     }
 
