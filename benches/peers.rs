@@ -536,7 +536,8 @@ async fn main() {
         .lines()
         .filter(|l| l.starts_with("certpair_reconcile_errors_total") && l.contains("conflict"))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum::<f64>();
+        .sum::<f64>()
+        + 0.0;
     drop(controller);
 
     print(&rows, n, conflicts);

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub applications: Gauge,
     pub decisions: Family<DecisionLabels, Counter>,
     pub issued: Counter,
+    /// Approvals that reused a recent SubjectAccessReview answer (`csr::AccessCache`).
+    pub access_reviews_cached: Counter,
     pub signing_seconds: Histogram,
     pub create_to_issued_seconds: Histogram,
     pub ca_not_after: Gauge,
@@ -160,6 +162,12 @@ impl Metrics {
         );
         let issued = Counter::default();
         registry.register("certificates_issued", "Certificates issued", issued.clone());
+        let access_reviews_cached = Counter::default();
+        registry.register(
+            "access_reviews_cached",
+            "Approvals that reused a SubjectAccessReview answer from the last 10 s",
+            access_reviews_cached.clone(),
+        );
         // 50 µs .. ~0.8 s: an ECDSA signature is tens of microseconds, RSA CA keys far more.
         let signing_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 15));
         registry.register(
@@ -207,6 +215,7 @@ impl Metrics {
             connector_tls,
             decisions,
             issued,
+            access_reviews_cached,
             signing_seconds,
             create_to_issued_seconds,
             ca_not_after,

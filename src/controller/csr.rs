@@ -48,6 +48,92 @@ pub struct Context {
     pub signer_name: String,
     pub issued: mpsc::UnboundedSender<IssuedNote>,
     pub retries: Retries,
+    pub finished: Finished,
+    pub access: AccessCache,
+}
+
+/// SubjectAccessReview answers that allowed a requester to `request` an Application, kept for
+/// [`AccessCache::TTL`], as the apiserver's own webhook authorizer caches its answers (for
+/// minutes): a burst of CSRs from one requester costs one review, not one each. Refusals are
+/// not kept (a right just granted works at once); a right just revoked still approves for at
+/// most the TTL. Keyed by the requester's whole identity (name, uid, groups, extra) and the
+/// Application; bounded (emptied when full).
+#[derive(Default)]
+pub struct AccessCache(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl AccessCache {
+    pub const TTL: Duration = Duration::from_secs(10);
+    const MAX: usize = 4096;
+
+    fn key(csr: &CertificateSigningRequest, application: &str) -> String {
+        serde_json::json!([
+            csr.spec.username,
+            csr.spec.uid,
+            csr.spec.groups,
+            csr.spec.extra,
+            application
+        ])
+        .to_string()
+    }
+
+    fn allowed(&self, key: &str) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(key) {
+            Some(at) if at.elapsed() < Self::TTL => true,
+            Some(_) => {
+                map.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember(&self, key: String) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key, std::time::Instant::now());
+    }
+}
+
+/// CSRs this leader term brought to a final state (a certificate, Denied, Failed) that its
+/// cache may not show yet. The watch delivers our own writes back one by one: the approval's
+/// event arrives while the certificate's is still on its way, and a reconcile of that cached
+/// version would sign again and lose the write with a 409 (four CSRs in ten did, in a burst of
+/// 500). Final states are never undone, so a CSR found here is done whatever the cache says.
+/// An entry goes once the cache shows the final state; the set is bounded (emptied when
+/// full: the worst case is the old conflict, never a wrong write).
+#[derive(Default)]
+pub struct Finished(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Finished {
+    const MAX: usize = 65_536;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn mark(&self, csr: &CertificateSigningRequest) {
+        let mut set = self.lock();
+        if set.len() >= Self::MAX {
+            set.clear();
+        }
+        set.insert(retry_key(csr));
+    }
+
+    /// Whether `csr` is known to be finished; forgotten once `cached_final` (the cache has
+    /// caught up).
+    fn known(&self, csr: &CertificateSigningRequest, cached_final: bool) -> bool {
+        let mut set = self.lock();
+        if cached_final {
+            set.remove(&retry_key(csr));
+            return false;
+        }
+        set.contains(&retry_key(csr))
+    }
 }
 
 /// Identity of a CSR for retry bookkeeping: its uid, so a request deleted and created again
@@ -216,10 +302,11 @@ async fn reconcile_once(
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     // Finished or refused requests are never touched again; a certificate is never replaced.
+    let cached_final =
+        has_certificate(&csr) || condition(&csr, "Denied") || condition(&csr, "Failed");
     if csr.spec.signer_name != ctx.signer_name
-        || has_certificate(&csr)
-        || condition(&csr, "Denied")
-        || condition(&csr, "Failed")
+        || ctx.finished.known(&csr, cached_final)
+        || cached_final
     {
         return Ok(Action::await_change());
     }
@@ -239,7 +326,7 @@ async fn reconcile_once(
     let req = match checked {
         Ok(req) => req,
         // An approval by hand cannot make an unreadable or malformed request signable.
-        Err(denial) if approved => return fail(&ctx, csr, denial).await,
+        Err(denial) if approved => return fail(&ctx, csr, denial, None).await,
         Err(denial) => return deny(&ctx, csr, denial).await,
     };
     let lookup = || -> Option<ApplicationRules> {
@@ -248,10 +335,13 @@ async fn reconcile_once(
             .map(|a| (&a.spec).into())
     };
     let mut application = lookup();
+    // An approval made here is reported with the outcome, in one Event (the Approved
+    // condition on the CSR carries it too).
+    let mut approved_here = None;
 
     if !approved {
         let authorized = match application {
-            Some(_) => may_request(&ctx.client, &csr, req.cn).await?,
+            Some(_) => may_request(&ctx, &csr, req.cn).await?,
             None => false,
         };
         let facts = Facts {
@@ -265,7 +355,7 @@ async fn reconcile_once(
                     .await?;
                 ctx.metrics.decision("approved", "AutoApproved");
                 info!(%message, "approved");
-                report(&ctx, &csr, Kind::Normal, "Approved", "Approve", &message).await;
+                approved_here = Some(message);
                 // Sign by the Application as it is now: it may have been disabled or changed
                 // while the approval was being written.
                 application = lookup();
@@ -279,9 +369,20 @@ async fn reconcile_once(
         }
     }
 
+    let approval = approved_here.as_deref();
     match policy::may_sign(&req, application.as_ref(), &ctx.defaults) {
-        Ok(signing) => sign(&ctx, csr, &req, signing.lifetime, application.is_some()).await,
-        Err(denial) => fail(&ctx, csr, denial).await,
+        Ok(signing) => {
+            sign(
+                &ctx,
+                csr,
+                &req,
+                signing.lifetime,
+                application.is_some(),
+                approval,
+            )
+            .await
+        }
+        Err(denial) => fail(&ctx, csr, denial, approval).await,
     }
 }
 
@@ -300,6 +401,7 @@ async fn deny(
         "approval",
     )
     .await?;
+    ctx.finished.mark(&csr);
     ctx.metrics.decision("denied", reason.as_str());
     info!(%reason, %message, "denied");
     report(ctx, &csr, Kind::Warning, reason.as_str(), "Deny", &message).await;
@@ -311,6 +413,7 @@ async fn fail(
     ctx: &Context,
     csr: CertificateSigningRequest,
     denial: Denial,
+    approval: Option<&str>,
 ) -> Result<Action, Error> {
     let message = denial.to_string();
     set_condition(
@@ -322,6 +425,7 @@ async fn fail(
         "status",
     )
     .await?;
+    ctx.finished.mark(&csr);
     ctx.metrics.decision("failed", "SignerValidationFailure");
     warn!(%message, "approved request cannot be signed");
     report(
@@ -330,7 +434,7 @@ async fn fail(
         Kind::Warning,
         "SignerValidationFailure",
         "Sign",
-        &message,
+        &with_approval(approval, &message),
     )
     .await;
     Ok(Action::await_change())
@@ -344,6 +448,7 @@ async fn sign(
     req: &CheckedRequest<'_>,
     lifetime: Duration,
     has_application: bool,
+    approval: Option<&str>,
 ) -> Result<Action, Error> {
     let ca = ctx.ca.get().ok_or(Error::NoCa)?;
     let started = std::time::Instant::now();
@@ -368,6 +473,7 @@ async fn sign(
     let written = Api::<CertificateSigningRequest>::all(ctx.client.clone())
         .patch_status(&csr.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await?;
+    ctx.finished.mark(&csr);
 
     ctx.metrics.issued.inc();
     if let Some(created) = written.metadata.creation_timestamp.as_ref() {
@@ -391,8 +497,24 @@ async fn sign(
             not_after: issued.not_after,
         });
     }
-    report(ctx, &written, Kind::Normal, "Issued", "Sign", &message).await;
+    report(
+        ctx,
+        &written,
+        Kind::Normal,
+        "Issued",
+        "Sign",
+        &with_approval(approval, &message),
+    )
+    .await;
     Ok(Action::await_change())
+}
+
+/// An outcome's Event note, with the approval made in the same pass in front of it.
+fn with_approval(approval: Option<&str>, message: &str) -> String {
+    match approval {
+        Some(approved) => format!("approved: {approved}; {message}"),
+        None => message.to_owned(),
+    }
 }
 
 fn not_after_text(unix: i64) -> String {
@@ -468,10 +590,15 @@ fn patch_params() -> PatchParams {
 /// SubjectAccessReview with the requester's full identity as the apiserver recorded it:
 /// may they `request` the Application named by the CN?
 async fn may_request(
-    client: &Client,
+    ctx: &Context,
     csr: &CertificateSigningRequest,
     application: &str,
 ) -> Result<bool, Error> {
+    let key = AccessCache::key(csr, application);
+    if ctx.access.allowed(&key) {
+        ctx.metrics.access_reviews_cached.inc();
+        return Ok(true);
+    }
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: csr.spec.username.clone(),
@@ -489,10 +616,14 @@ async fn may_request(
         },
         ..Default::default()
     };
-    let answer = Api::<SubjectAccessReview>::all(client.clone())
+    let answer = Api::<SubjectAccessReview>::all(ctx.client.clone())
         .create(&PostParams::default(), &review)
         .await?;
-    Ok(answer.status.is_some_and(|s| s.allowed))
+    let allowed = answer.status.is_some_and(|s| s.allowed);
+    if allowed {
+        ctx.access.remember(key);
+    }
+    Ok(allowed)
 }
 
 /// Publishes an Event on the CSR in the background; a failure to report never fails the
@@ -536,6 +667,59 @@ mod tests {
     use k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus;
 
     use super::*;
+
+    /// A CSR this term finished is skipped while the cache lags, and forgotten once the cache
+    /// shows it final.
+    #[test]
+    fn finished_requests_are_remembered_until_the_cache_catches_up() {
+        let finished = Finished::default();
+        let mut csr = CertificateSigningRequest::default();
+        csr.metadata.uid = Some("uid-1".into());
+        assert!(!finished.known(&csr, false), "unknown at first");
+        finished.mark(&csr);
+        assert!(
+            finished.known(&csr, false),
+            "the lagging cache is not trusted"
+        );
+        assert!(!finished.known(&csr, true), "the cache caught up");
+        assert!(!finished.known(&csr, false), "and the entry is gone");
+        for i in 0..=Finished::MAX {
+            let mut other = csr.clone();
+            other.metadata.uid = Some(format!("uid-{i}"));
+            finished.mark(&other);
+        }
+        assert!(finished.lock().len() <= Finished::MAX, "bounded");
+    }
+
+    /// An allowed answer is reused for the same requester and Application only, and only
+    /// within the TTL.
+    #[test]
+    fn access_answers_are_kept_per_identity_and_application() {
+        let cache = AccessCache::default();
+        let mut csr = CertificateSigningRequest::default();
+        csr.spec.username = Some("alice".into());
+        csr.spec.groups = Some(vec!["team-a".into()]);
+        let key = AccessCache::key(&csr, "billing");
+        assert!(!cache.allowed(&key));
+        cache.remember(key.clone());
+        assert!(cache.allowed(&key));
+        assert!(
+            !cache.allowed(&AccessCache::key(&csr, "payroll")),
+            "another Application"
+        );
+        let mut other = csr.clone();
+        other.spec.groups = Some(vec!["team-b".into()]);
+        assert!(
+            !cache.allowed(&AccessCache::key(&other, "billing")),
+            "the same name with other groups is another identity"
+        );
+        cache
+            .0
+            .lock()
+            .expect("lock")
+            .insert(key.clone(), std::time::Instant::now() - AccessCache::TTL);
+        assert!(!cache.allowed(&key), "expired");
+    }
 
     #[test]
     fn slim_keeps_what_reconcile_reads() {

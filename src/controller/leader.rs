@@ -311,6 +311,8 @@ async fn lead(s: LeaderContext) {
         signer_name: s.signer_name.clone(),
         issued: issued_tx,
         retries: super::retries::Retries::default(),
+        finished: csr::Finished::default(),
+        access: csr::AccessCache::default(),
     });
     let controller = csr::run(ctx, s.workers, s.streaming_lists, s.app_changes.clone());
     info!(signer = %s.signer_name, "approving and signing");
