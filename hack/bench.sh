@@ -18,6 +18,9 @@
 #                           CSR controllers at default and raised client limits, certpair;
 #                           certificates/s, p50/p99, CPU per 1,000, peak RSS, API calls and
 #                           409s per certificate, ratios; JSON under target/bench/.
+#   hack/bench.sh signing [SECONDS]  certpair's certificate signing (CA keys P-256, RSA-2048,
+#                           RSA-4096) and CSR parse + verify per second, beside `openssl speed`
+#                           for the same algorithms, as percentages (in process, one thread).
 #   hack/bench.sh flood     500 clients sending slow 1 MiB bodies to the webhook for 45 s
 #                           (tests/webhook_flood.rs, which also asserts the bound); prints the
 #                           controller's peak RSS and how long a kubectl create took meanwhile.
@@ -58,6 +61,12 @@ case "${1:-}" in
     control_plane
     cargo bench --locked --bench connector -- "${2:-200}" "${3:-16}"
     ;;
+  signing)
+    # In process: no control plane.
+    ensure_packages
+    ensure_rust
+    cargo bench --locked --bench signing -- "${2:-3}"
+    ;;
   peers)
     hack/control-plane.sh build-kcm
     control_plane
@@ -68,5 +77,5 @@ case "${1:-}" in
     cargo test --locked --test webhook_flood -- --nocapture 2>&1 \
       | grep -E '^(flood:|kubectl create during|test result)'
     ;;
-  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | flood" >&2; exit 2 ;;
+  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | signing [SECONDS] | flood" >&2; exit 2 ;;
 esac
