@@ -21,6 +21,8 @@
 #   hack/bench.sh signing [SECONDS]  certpair's certificate signing (CA keys P-256, RSA-2048,
 #                           RSA-4096) and CSR parse + verify per second, beside `openssl speed`
 #                           for the same algorithms, as percentages (in process, one thread).
+#   hack/bench.sh admission [N]  N server-side dry runs of a CSR (kubectl apply, and an API
+#                           client) with the webhook off, then on: p50/p99 and what it adds.
 #   hack/bench.sh flood     500 clients sending slow 1 MiB bodies to the webhook for 45 s
 #                           (tests/webhook_flood.rs, which also asserts the bound); prints the
 #                           controller's peak RSS and how long a kubectl create took meanwhile.
@@ -61,6 +63,10 @@ case "${1:-}" in
     control_plane
     cargo bench --locked --bench connector -- "${2:-200}" "${3:-16}"
     ;;
+  admission)
+    control_plane
+    cargo bench --locked --bench admission -- "${2:-200}"
+    ;;
   signing)
     # In process: no control plane.
     ensure_packages
@@ -77,5 +83,5 @@ case "${1:-}" in
     cargo test --locked --test webhook_flood -- --nocapture 2>&1 \
       | grep -E '^(flood:|kubectl create during|test result)'
     ;;
-  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | signing [SECONDS] | flood" >&2; exit 2 ;;
+  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | signing [SECONDS] | admission [N] | flood" >&2; exit 2 ;;
 esac
