@@ -10,14 +10,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use certpair::api::DEFAULT_SIGNER_NAME;
-use k8s_openapi::{
-    ByteString,
-    api::certificates::v1::{CertificateSigningRequest, CertificateSigningRequestSpec},
-};
-use kube::{
-    Api,
-    api::{ObjectMeta, PostParams},
-};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::{Api, api::PostParams};
 use support::{
     Cluster, Identity,
     csr::{application, requester},
@@ -85,19 +79,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pem = csr_pem(&ec_key(), &app, &["Acme"]);
     let name = unique("dry-run");
-    let csr = CertificateSigningRequest {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            request: ByteString(pem.clone()),
-            signer_name: DEFAULT_SIGNER_NAME.into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
-            ..Default::default()
-        },
-        status: None,
-    };
+    let csr = support::csr::csr_object(&name, pem.clone(), DEFAULT_SIGNER_NAME, &[], None);
     let manifest = dir.path().join("csr.yaml");
     std::fs::write(
         &manifest,

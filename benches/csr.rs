@@ -20,13 +20,10 @@ use std::{
 
 use certpair::api::DEFAULT_SIGNER_NAME;
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::{
-    ByteString,
-    api::certificates::v1::{CertificateSigningRequest, CertificateSigningRequestSpec},
-};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::{
     Api,
-    api::{ObjectMeta, PostParams},
+    api::PostParams,
     runtime::{WatchStreamExt, watcher},
 };
 use support::{
@@ -41,21 +38,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn request(name: &str, pem: Vec<u8>, batch: &str) -> CertificateSigningRequest {
-    CertificateSigningRequest {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some([("certpair.dev/bench".to_string(), batch.to_string())].into()),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            request: ByteString(pem),
-            signer_name: DEFAULT_SIGNER_NAME.into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        status: None,
-    }
+    support::csr::csr_object(
+        name,
+        pem,
+        DEFAULT_SIGNER_NAME,
+        &[("certpair.dev/bench", batch)],
+        Some(3600),
+    )
 }
 
 #[tokio::main]

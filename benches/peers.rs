@@ -29,13 +29,10 @@ use std::{
 
 use certpair::api::DEFAULT_SIGNER_NAME;
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::{
-    ByteString,
-    api::certificates::v1::{CertificateSigningRequest, CertificateSigningRequestSpec},
-};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::{
     Api, Client,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     runtime::watcher,
 };
 use serde::Serialize;
@@ -72,21 +69,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn request(name: &str, pem: Vec<u8>, signer: &str, batch: &str) -> CertificateSigningRequest {
-    CertificateSigningRequest {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some([(LABEL.to_string(), batch.to_string())].into()),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            request: ByteString(pem),
-            signer_name: signer.into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        status: None,
-    }
+    support::csr::csr_object(name, pem, signer, &[(LABEL, batch)], Some(3600))
 }
 
 /// The apiserver's request count so far, and how many of them were answered 409.

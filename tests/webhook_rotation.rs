@@ -9,17 +9,8 @@ mod support;
 use std::{collections::HashSet, time::Duration};
 
 use certpair::api::DEFAULT_SIGNER_NAME;
-use k8s_openapi::{
-    ByteString,
-    api::{
-        certificates::v1::{CertificateSigningRequest, CertificateSigningRequestSpec},
-        core::v1::Secret,
-    },
-};
-use kube::{
-    Api,
-    api::{ObjectMeta, PostParams},
-};
+use k8s_openapi::api::{certificates::v1::CertificateSigningRequest, core::v1::Secret};
+use kube::{Api, api::PostParams};
 use openssl::x509::X509;
 use support::{Cluster, csr_pem, ec_key, unique};
 
@@ -105,19 +96,13 @@ async fn rotations_under_load_fail_no_admission_call() {
     let mut ca_seen = HashSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(210);
     while tokio::time::Instant::now() < deadline {
-        let csr = CertificateSigningRequest {
-            metadata: ObjectMeta {
-                name: Some(unique("rotation")),
-                ..Default::default()
-            },
-            spec: CertificateSigningRequestSpec {
-                request: ByteString(pem.clone()),
-                signer_name: DEFAULT_SIGNER_NAME.into(),
-                usages: Some(vec!["digital signature".into(), "client auth".into()]),
-                ..Default::default()
-            },
-            status: None,
-        };
+        let csr = support::csr::csr_object(
+            &unique("rotation"),
+            pem.clone(),
+            DEFAULT_SIGNER_NAME,
+            &[],
+            None,
+        );
         sent += 1;
         if let Err(e) = csrs.create(&dry_run, &csr).await {
             failed.push(e.to_string());

@@ -4,9 +4,12 @@
 use std::{path::Path, time::Duration};
 
 use certpair::api::{Application, ApplicationSpec, SubjectRequirements};
-use k8s_openapi::api::{
-    certificates::v1::CertificateSigningRequest,
-    rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
+use k8s_openapi::{
+    ByteString,
+    api::{
+        certificates::v1::{CertificateSigningRequest, CertificateSigningRequestSpec},
+        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
+    },
 };
 use kube::{
     Api, Client,
@@ -14,6 +17,37 @@ use kube::{
 };
 
 use super::{Cluster, Identity, run, stderr, unique, wait_for};
+
+/// A client certificate's CSR object: `name`, the PEM request, `signer`, usages digital
+/// signature and client auth, `labels`, and `expirationSeconds` when given.
+pub fn csr_object(
+    name: &str,
+    pem: Vec<u8>,
+    signer: &str,
+    labels: &[(&str, &str)],
+    expiration_seconds: Option<i32>,
+) -> CertificateSigningRequest {
+    CertificateSigningRequest {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: (!labels.is_empty()).then(|| {
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect()
+            }),
+            ..Default::default()
+        },
+        spec: CertificateSigningRequestSpec {
+            request: ByteString(pem),
+            signer_name: signer.into(),
+            usages: Some(vec!["digital signature".into(), "client auth".into()]),
+            expiration_seconds,
+            ..Default::default()
+        },
+        status: None,
+    }
+}
 
 pub fn rule(
     groups: &[&str],
