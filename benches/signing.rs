@@ -10,6 +10,9 @@
 //!   for ECDSA P-256 and RSA-2048 CSRs, beside `openssl speed`'s verifications per second.
 //!
 //! Each figure is single-threaded, measured for SECONDS (default 3), after a warm-up.
+//!
+//! For instruction counts: `valgrind --tool=callgrind target/release/deps/signing-* --count
+//! issue 2000` (or `parse`), minus the same with 0 (see [`count`]).
 
 use std::{
     process::Command,
@@ -23,15 +26,8 @@ use certpair::pki::{
     now_unix,
 };
 use openssl::{
-    asn1::Asn1Time,
-    bn::BigNum,
-    hash::MessageDigest,
     nid::Nid,
     pkey::{PKey, Private},
-    x509::{
-        X509Builder, X509NameBuilder,
-        extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier},
-    },
 };
 
 /// Runs `op` for `seconds` (after a tenth of that as warm-up); operations per second.
@@ -50,48 +46,12 @@ fn rate(seconds: f64, mut op: impl FnMut()) -> f64 {
 }
 
 /// A self-signed CA with `key`, as certpair's signing CA would be brought.
-fn authority(key: &PKey<Private>) -> Authority {
-    let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_nid(Nid::COMMONNAME, "bench CA")
-        .expect("cn");
-    let name = name.build();
-    let mut b = X509Builder::new().expect("builder");
-    b.set_version(2).expect("version");
-    b.set_serial_number(
-        &BigNum::from_u32(1)
-            .expect("bn")
-            .to_asn1_integer()
-            .expect("serial"),
-    )
-    .expect("serial");
-    b.set_subject_name(&name).expect("subject");
-    b.set_issuer_name(&name).expect("issuer");
-    b.set_pubkey(key).expect("key");
-    b.set_not_before(&Asn1Time::days_from_now(0).expect("time"))
-        .expect("nb");
-    b.set_not_after(&Asn1Time::days_from_now(365).expect("time"))
-        .expect("na");
-    b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
-        .expect("bc");
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .digital_signature()
-            .build()
-            .expect("ku"),
-    )
-    .expect("ku");
-    let ski = SubjectKeyIdentifier::new()
-        .build(&b.x509v3_context(None, None))
-        .expect("ski");
-    b.append_extension(ski).expect("ski");
-    b.sign(key, MessageDigest::sha256()).expect("sign");
-    let cert = b.build();
-    Authority::from_pem(
-        &cert.to_pem().expect("pem"),
-        &key.private_key_to_pem_pkcs8().expect("pem"),
+fn authority(key: PKey<Private>) -> Authority {
+    Authority::self_signed(
+        "bench CA",
+        key,
+        Duration::from_secs(365 * 86400),
+        now_unix(),
     )
     .expect("authority")
 }
@@ -128,7 +88,38 @@ fn openssl_speed(seconds: u64, algorithms: &[&str]) -> Vec<(String, f64, f64)> {
     rows
 }
 
+/// `--count issue|parse N`: exactly N P-256 client certificates (P-256 CA) or N P-256 CSR
+/// parses and nothing else, for `valgrind --tool=callgrind`, whose instruction counts are
+/// stable on a noisy machine: the per-operation cost is (count at N - count at 0) / N.
+fn count(what: &str, n: u64) {
+    let key = key_for_algorithm("ecdsa-p256").expect("key");
+    let pem = RequestBuilder::cn("billing")
+        .with(Nid::ORGANIZATIONNAME, "Acme")
+        .to_pem(&key)
+        .expect("csr");
+    let parsed = parse_pem_for_admission(&pem).expect("parse");
+    let ca = authority(key_for_algorithm("ecdsa-p256").expect("CA key"));
+    let request = LeafRequest {
+        subject: &parsed.subject,
+        public_key: &parsed.public_key,
+        public_key_der: Some(&parsed.public_key_der),
+        lifetime: Duration::from_secs(3600),
+    };
+    for _ in 0..n {
+        match what {
+            "issue" => drop(ca.issue_client(&request, now_unix()).expect("issue")),
+            _ => drop(parse_pem_for_admission(&pem).expect("parse")),
+        }
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--count") {
+        let what = args.get(i + 1).map_or("issue", String::as_str);
+        let n = args.get(i + 2).and_then(|n| n.parse().ok()).unwrap_or(1000);
+        return count(what, n);
+    }
     let seconds: f64 = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
@@ -147,14 +138,14 @@ fn main() {
             .unwrap_or((f64::NAN, f64::NAN))
     };
     let client_key = key_for_algorithm("ecdsa-p256").expect("key");
-    let subject = parse_pem_for_admission(
+    // The key and subject as the controller has them: parsed from the request.
+    let parsed = parse_pem_for_admission(
         &RequestBuilder::cn("billing")
             .with(Nid::ORGANIZATIONNAME, "Acme")
             .to_pem(&client_key)
             .expect("csr"),
     )
-    .expect("parse")
-    .subject;
+    .expect("parse");
     println!(
         "signing: certpair's issue_client (a whole client certificate) per second, single thread, {seconds} s each"
     );
@@ -167,10 +158,11 @@ fn main() {
         ("rsa2048", "rsa2048"),
         ("rsa4096", "rsa4096"),
     ] {
-        let ca = authority(&key_for_algorithm(algorithm).expect("CA key"));
+        let ca = authority(key_for_algorithm(algorithm).expect("CA key"));
         let request = LeafRequest {
-            subject: &subject,
-            public_key: &client_key,
+            subject: &parsed.subject,
+            public_key: &parsed.public_key,
+            public_key_der: Some(&parsed.public_key_der),
             lifetime: Duration::from_secs(3600),
         };
         let (theirs, _) = speed(openssl_name);

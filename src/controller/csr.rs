@@ -456,6 +456,7 @@ async fn sign(
         &LeafRequest {
             subject: &req.parsed.subject,
             public_key: &req.parsed.public_key,
+            public_key_der: Some(&req.parsed.public_key_der),
             lifetime,
         },
         now_unix(),

@@ -4,26 +4,20 @@
 //! hand); OpenSSL signs it. Reading goes through `x509-parser` instead: a second, independent
 //! implementation, so a round trip catches an encoder that only agrees with itself.
 
-use std::{cmp::Ordering, time::Duration};
+use std::cmp::Ordering;
 
 use openssl::{
     error::ErrorStack,
-    hash::MessageDigest,
-    nid::Nid,
-    pkey::{Id, PKeyRef, Private},
-    sign::Signer,
+    pkey::{PKeyRef, Private},
     x509::{X509KeyUsage, X509Ref},
 };
 use x509_cert::{
-    AlgorithmIdentifier, Version,
+    Version,
     crl::{CertificateList, RevokedCert, TbsCertList},
     der::{
-        Any, DateTime, Decode, Encode,
+        Decode, Encode,
         asn1::{BitString, OctetString, Uint},
-        oid::{
-            AssociatedOid, ObjectIdentifier,
-            db::{rfc5912, rfc8410},
-        },
+        oid::AssociatedOid,
     },
     ext::{
         Extension,
@@ -38,6 +32,8 @@ use x509_parser::{
     prelude::{FromDer, ParsedExtension, X509Version},
     revocation_list::CertificateRevocationList,
 };
+
+use super::leaf;
 
 /// One revoked certificate: its serial (unsigned big-endian magnitude, as openssl's
 /// `BigNum::to_vec` gives) and when it was revoked (Unix seconds).
@@ -129,7 +125,8 @@ pub fn sign(
     key_id: &[u8],
     spec: &CrlSpec<'_>,
 ) -> Result<Vec<u8>, CrlError> {
-    let (algorithm, digest) = algorithm(key)?;
+    let (algorithm, digest) = leaf::signature_algorithm(key)
+        .ok_or_else(|| CrlError::UnsupportedKey(leaf::key_type_name(key)))?;
     let issuer_key = issuer.public_key()?;
     if !super::openssl_check(|| issuer_key.public_eq(key)) {
         return Err(CrlError::KeyMismatch);
@@ -187,15 +184,7 @@ pub fn sign(
         ]),
     };
     let tbs_der = tbs.to_der()?;
-    let signature = match digest {
-        Some(md) => {
-            let mut signer = Signer::new(md, key)?;
-            signer.update(&tbs_der)?;
-            signer.sign_to_vec()?
-        }
-        // Ed25519 hashes internally and only signs in one shot.
-        None => Signer::new_without_digest(key)?.sign_oneshot_to_vec(&tbs_der)?,
-    };
+    let signature = leaf::sign(key, digest, &tbs_der)?;
     let crl = CertificateList {
         tbs_cert_list: tbs,
         signature_algorithm: algorithm,
@@ -206,15 +195,7 @@ pub fn sign(
 
 /// PEM ("X509 CRL") of a DER CRL.
 pub fn to_pem(der: &[u8]) -> Vec<u8> {
-    let b64 = openssl::base64::encode_block(der);
-    let mut out = Vec::with_capacity(b64.len() + b64.len() / 64 + 64);
-    out.extend_from_slice(b"-----BEGIN X509 CRL-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.extend_from_slice(line);
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"-----END X509 CRL-----\n");
-    out
+    leaf::pem("X509 CRL", der)
 }
 
 /// What a CRL says: number, thisUpdate, nextUpdate, serials. Errors on anything malformed
@@ -278,51 +259,6 @@ pub fn read(der: &[u8]) -> Result<CrlInfo, CrlError> {
     })
 }
 
-/// The signatureAlgorithm for `key`, and the digest to sign with (`None`: the key hashes itself).
-fn algorithm(
-    key: &PKeyRef<Private>,
-) -> Result<(AlgorithmIdentifier, Option<MessageDigest>), CrlError> {
-    let bare = |oid: ObjectIdentifier| AlgorithmIdentifier {
-        oid,
-        parameters: None,
-    };
-    match key.id() {
-        Id::EC => {
-            let curve = key.ec_key()?.group().curve_name();
-            let (oid, md) = match curve {
-                Some(Nid::X9_62_PRIME256V1) => {
-                    (rfc5912::ECDSA_WITH_SHA_256, MessageDigest::sha256())
-                }
-                Some(Nid::SECP384R1) => (rfc5912::ECDSA_WITH_SHA_384, MessageDigest::sha384()),
-                Some(Nid::SECP521R1) => (rfc5912::ECDSA_WITH_SHA_512, MessageDigest::sha512()),
-                other => {
-                    let name = other
-                        .and_then(|n| n.short_name().ok())
-                        .unwrap_or("explicit parameters");
-                    return Err(CrlError::UnsupportedKey(format!("EC curve {name}")));
-                }
-            };
-            Ok((bare(oid), Some(md)))
-        }
-        // RFC 4055 §5: the sha*WithRSAEncryption parameters are NULL, not absent.
-        Id::RSA => Ok((
-            AlgorithmIdentifier {
-                oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
-                parameters: Some(Any::null()),
-            },
-            Some(MessageDigest::sha256()),
-        )),
-        Id::ED25519 => Ok((bare(rfc8410::ID_ED_25519), None)),
-        other => {
-            let name = Nid::from_raw(other.as_raw())
-                .short_name()
-                .map(str::to_owned)
-                .unwrap_or_else(|_| format!("type {}", other.as_raw()));
-            Err(CrlError::UnsupportedKey(name))
-        }
-    }
-}
-
 /// The revokedCertificates entries, sorted by serial without duplicates; `None` when empty
 /// (an empty SEQUENCE is not allowed there).
 fn entries(revoked: &[Revoked]) -> Result<Option<Vec<RevokedCert>>, CrlError> {
@@ -361,13 +297,10 @@ fn entries(revoked: &[Revoked]) -> Result<Option<Vec<RevokedCert>>, CrlError> {
     Ok(Some(out))
 }
 
-/// RFC 5280 §5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050 (`Time::from` picks so).
-/// The `der` crate starts its calendar at 1970, so earlier times are refused, not mis-encoded.
+/// RFC 5280 §5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050; before 1970 is refused,
+/// not mis-encoded.
 fn time(field: &'static str, unix: i64) -> Result<Time, CrlError> {
-    let out_of_range = || CrlError::TimeOutOfRange { field, unix };
-    let secs = u64::try_from(unix).map_err(|_| out_of_range())?;
-    let at = DateTime::from_unix_duration(Duration::from_secs(secs)).map_err(|_| out_of_range())?;
-    Ok(Time::from(at))
+    leaf::time(unix).ok_or(CrlError::TimeOutOfRange { field, unix })
 }
 
 fn magnitude(bytes: &[u8]) -> &[u8] {
@@ -395,7 +328,9 @@ mod tests {
         asn1::Asn1Time,
         bn::BigNum,
         ec::{EcGroup, EcKey},
-        pkey::PKey,
+        hash::MessageDigest,
+        nid::Nid,
+        pkey::{Id, PKey},
         rsa::Rsa,
         ssl::SslFiletype,
         stack::Stack,
@@ -408,6 +343,8 @@ mod tests {
             verify::X509VerifyFlags,
         },
     };
+
+    use x509_cert::der::Any;
 
     use super::*;
 

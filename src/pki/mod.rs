@@ -16,6 +16,7 @@ pub mod crl;
 pub mod csr;
 pub mod csr_builder;
 pub mod identity;
+pub mod leaf;
 pub mod lifecycle;
 pub mod profile;
 pub mod rsa_key;

@@ -45,14 +45,7 @@ pub fn der_of(pem: &[u8]) -> Vec<u8> {
 
 /// A DER request wrapped as PEM, byte for byte (no re-encoding by OpenSSL).
 pub fn pem_of(der: &[u8]) -> Vec<u8> {
-    let b64 = openssl::base64::encode_block(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE REQUEST-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).expect("ascii"));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE REQUEST-----\n");
-    out.into_bytes()
+    super::leaf::pem("CERTIFICATE REQUEST", der)
 }
 
 /// A serving identity from `ca` for these names, valid `seconds` from `now`.

@@ -207,6 +207,8 @@ pub struct ParsedRequest {
     pub key: KeyInfo,
     pub extensions: RequestedExtensions,
     pub public_key: PKey<Public>,
+    /// The SubjectPublicKeyInfo exactly as the request carries it (DER).
+    pub public_key_der: Vec<u8>,
 }
 
 impl ParsedRequest {
@@ -324,6 +326,7 @@ fn parse_der_checking(der: &[u8], structure_bits: i32) -> Result<ParsedRequest, 
         key,
         extensions,
         public_key,
+        public_key_der: info.subject_pki.raw.to_vec(),
     })
 }
 

@@ -5,10 +5,7 @@
 
 use std::time::Duration;
 
-use openssl::{
-    error::ErrorStack,
-    x509::{X509Builder, extension::ExtendedKeyUsage},
-};
+use x509_cert::der::oid::{ObjectIdentifier, db::rfc5280};
 
 /// Shortest `spec.expirationSeconds` a CSR may ask for (the API server's own floor).
 pub const MIN_EXPIRATION_SECONDS: i64 = 600;
@@ -33,10 +30,8 @@ pub fn lifetime(requested: Option<i64>, default: Duration, maximum: Duration) ->
     wanted.min(maximum).max(least)
 }
 
-/// What a client certificate adds to the extensions every leaf carries.
-pub(super) fn add_extensions(b: &mut X509Builder) -> Result<(), ErrorStack> {
-    b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)
-}
+/// The extended key usage of a client certificate: clientAuth.
+pub const EXTENDED_KEY_USAGE: ObjectIdentifier = rfc5280::ID_KP_CLIENT_AUTH;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,10 @@
 //! - CA certificates certpair generates for itself ([`Profile::Ca`]).
 //!
 //! Here: what every profile shares, the validity window as pure arithmetic on seconds (testable
-//! without clocks or keys), and the extensions each profile puts into a certificate.
+//! without clocks or keys), and the CA profile's extensions. Every leaf carries basicConstraints
+//! (not a CA), keyUsage (digitalSignature, and keyEncipherment for RSA keys), the extended key
+//! usage its profile module names, subject and authority key identifiers; `pki::leaf` encodes
+//! them.
 
 pub mod client;
 pub mod serving;
@@ -13,11 +16,10 @@ pub mod serving;
 use std::{net::IpAddr, time::Duration};
 
 use openssl::{
-    asn1::{Asn1Object, Asn1OctetString},
     error::ErrorStack,
     x509::{
-        X509Builder, X509Extension, X509Ref,
-        extension::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier},
+        X509Builder, X509Ref,
+        extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier},
     },
 };
 use x509_parser::{prelude::FromDer, x509::SubjectPublicKeyInfo};
@@ -40,66 +42,20 @@ pub enum Profile<'a> {
     },
 }
 
-impl Profile<'_> {
-    /// Adds the profile's extensions. `issuer` is the signing CA (`None`: self-signed);
-    /// `rsa_key` whether the certified key is RSA (which also gets keyEncipherment).
-    pub(crate) fn add_extensions(
-        &self,
-        b: &mut X509Builder,
-        issuer: Option<&X509Ref>,
-        rsa_key: bool,
-    ) -> Result<(), ErrorStack> {
-        if let Self::Ca = self {
-            b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-            b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .key_cert_sign()
-                    .crl_sign()
-                    .build()?,
-            )?;
-            let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
-            return b.append_extension(ski);
-        }
-        // Every leaf: never a CA, signatures (+ key transport for RSA) only.
-        b.append_extension(BasicConstraints::new().critical().build()?)?;
-        let mut ku = KeyUsage::new();
-        ku.critical().digital_signature();
-        if rsa_key {
-            ku.key_encipherment();
-        }
-        b.append_extension(ku.build()?)?;
-        match *self {
-            Self::Client => client::add_extensions(b)?,
-            Self::Serving { dns_names, ips } => serving::add_extensions(b, issuer, dns_names, ips)?,
-            Self::Ca => {}
-        }
-        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(issuer, None))?;
-        b.append_extension(ski)?;
-        let aki = authority_key_identifier(b, issuer)?;
-        b.append_extension(aki)
-    }
-}
-
-/// The AKI of a leaf: the issuer's SKI when it has one. A brought-your-own CA may have none
-/// (OpenSSL's "keyid:always" then fails every signing), so the identifier is derived as
-/// [`key_identifier`] does.
-fn authority_key_identifier(
-    b: &X509Builder,
-    issuer: Option<&X509Ref>,
-) -> Result<X509Extension, ErrorStack> {
-    let Some(ca) = issuer.filter(|ca| ca.subject_key_id().is_none()) else {
-        return AuthorityKeyIdentifier::new()
-            .keyid(true)
-            .build(&b.x509v3_context(issuer, None));
-    };
-    let keyid = key_identifier(ca)?;
-    // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
-    let mut der = vec![0x30, 2 + keyid.len() as u8, 0x80, keyid.len() as u8];
-    der.extend_from_slice(&keyid);
-    let oid = Asn1Object::from_str("2.5.29.35")?;
-    let contents = Asn1OctetString::new_from_bytes(&der)?;
-    X509Extension::new_from_der(&oid, false, &contents)
+/// Adds the extensions of a CA certificate certpair generates ([`Profile::Ca`]): may sign
+/// leaves (and CRLs) only, with a subject key identifier. Leaves are encoded by
+/// [`crate::pki::leaf`], with the extended key usage their profile module names.
+pub(crate) fn add_ca_extensions(b: &mut X509Builder) -> Result<(), ErrorStack> {
+    b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)
 }
 
 /// The key identifier of a CA, for the AKI of what it signs (certificates, CRLs): its SKI, or

@@ -4,13 +4,8 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use openssl::{
-    error::ErrorStack,
-    x509::{
-        X509, X509Builder, X509Ref,
-        extension::{ExtendedKeyUsage, SubjectAlternativeName},
-    },
-};
+use openssl::x509::{X509, X509Ref};
+use x509_cert::der::oid::{ObjectIdentifier, db::rfc5280};
 
 use crate::pki::{authority::unix, identity::ServingIdentity, signed_by};
 
@@ -34,24 +29,9 @@ pub enum Misfit {
     Expiring,
 }
 
-/// What a serving certificate adds to the extensions every leaf carries.
-pub(super) fn add_extensions(
-    b: &mut X509Builder,
-    issuer: Option<&X509Ref>,
-    dns_names: &[String],
-    ips: &[IpAddr],
-) -> Result<(), ErrorStack> {
-    b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
-    let mut san = SubjectAlternativeName::new();
-    for dns in dns_names {
-        san.dns(dns);
-    }
-    for ip in ips {
-        san.ip(&ip.to_string());
-    }
-    let san = san.build(&b.x509v3_context(issuer, None))?;
-    b.append_extension(san)
-}
+/// The extended key usage of a serving certificate: serverAuth (its subjectAltName holds the
+/// configured names).
+pub const EXTENDED_KEY_USAGE: ObjectIdentifier = rfc5280::ID_KP_SERVER_AUTH;
 
 /// The first way `identity` fails to fit `spec` as a certificate of `ca`, if any.
 pub fn misfit(
