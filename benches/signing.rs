@@ -88,11 +88,16 @@ fn openssl_speed(seconds: u64, algorithms: &[&str]) -> Vec<(String, f64, f64)> {
     rows
 }
 
-/// `--count issue|parse N`: exactly N P-256 client certificates (P-256 CA) or N P-256 CSR
-/// parses and nothing else, for `valgrind --tool=callgrind`, whose instruction counts are
+/// `--count issue|parse|parse-rsa N`: exactly N P-256 client certificates (P-256 CA) or N
+/// P-256 (RSA-2048) CSR parses and nothing else, for `valgrind --tool=callgrind`, whose instruction counts are
 /// stable on a noisy machine: the per-operation cost is (count at N - count at 0) / N.
 fn count(what: &str, n: u64) {
-    let key = key_for_algorithm("ecdsa-p256").expect("key");
+    let algorithm = if what == "parse-rsa" {
+        "rsa2048"
+    } else {
+        "ecdsa-p256"
+    };
+    let key = key_for_algorithm(algorithm).expect("key");
     let pem = RequestBuilder::cn("billing")
         .with(Nid::ORGANIZATIONNAME, "Acme")
         .to_pem(&key)

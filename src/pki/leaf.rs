@@ -355,7 +355,7 @@ impl LeafTemplate {
 }
 
 /// `md` of `data`; the SHA-2 digests certpair signs with without an EVP fetch per call.
-fn digest(md: MessageDigest, data: &[u8]) -> Result<Vec<u8>, ErrorStack> {
+pub(crate) fn digest(md: MessageDigest, data: &[u8]) -> Result<Vec<u8>, ErrorStack> {
     Ok(match md.type_() {
         Nid::SHA256 => sha::sha256(data).to_vec(),
         Nid::SHA384 => sha::sha384(data).to_vec(),

@@ -7,8 +7,12 @@
 use std::{fmt, net::IpAddr};
 
 use super::rsa_key::{self, RsaKeyProblem};
+use std::sync::OnceLock;
+
 use openssl::{
-    ec::EcKey,
+    bn::BigNumContext,
+    ec::{EcGroup, EcKey, EcPoint},
+    ecdsa::EcdsaSig,
     hash::MessageDigest,
     nid::Nid,
     pkey::{Id, PKey, Public},
@@ -385,6 +389,9 @@ fn verify_common(
     if der != canonical_request(info, algorithm.as_bytes(), rsa, signature) {
         return None;
     }
+    if !rsa && let Some(key) = named_curve_key(spki) {
+        return Some(verify_ecdsa(key, digest, signature, info));
+    }
     // A key that does not decode takes the general path, which words the error the same way
     // for every algorithm.
     let key = if rsa {
@@ -408,6 +415,69 @@ fn verify_common(
     } else {
         Err(CsrError::BadSignature)
     })
+}
+
+/// The EC key of a SubjectPublicKeyInfo on P-256, P-384 or P-521 in strict DER, decoded on the
+/// curve's group made once; `None` leaves the key to OpenSSL's general decoder.
+///
+/// Why: `d2i_EC_PUBKEY` builds the curve's group anew for every key, and verifying through EVP
+/// exports the key to a provider, which builds it again: measured with callgrind, 470,000 of
+/// the 1.3 million instructions a P-256 request cost, more than half the ECDSA verification.
+/// The point is decoded by the same `EC_POINT_oct2point` (which checks it is on the curve).
+fn named_curve_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<EcKey<Public>> {
+    use oid_registry::{OID_EC_P256, OID_NIST_EC_P384, OID_NIST_EC_P521};
+    static GROUPS: OnceLock<Vec<(Nid, EcGroup)>> = OnceLock::new();
+    if !super::leaf::is_strict_der_spki(spki.raw) || spki.subject_public_key.unused_bits != 0 {
+        return None;
+    }
+    let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
+    let nid = if curve == OID_EC_P256 {
+        Nid::X9_62_PRIME256V1
+    } else if curve == OID_NIST_EC_P384 {
+        Nid::SECP384R1
+    } else if curve == OID_NIST_EC_P521 {
+        Nid::SECP521R1
+    } else {
+        return None;
+    };
+    let groups = GROUPS.get_or_init(|| {
+        [Nid::X9_62_PRIME256V1, Nid::SECP384R1, Nid::SECP521R1]
+            .into_iter()
+            .filter_map(|nid| EcGroup::from_curve_name(nid).ok().map(|g| (nid, g)))
+            .collect()
+    });
+    let (_, group) = groups.iter().find(|(n, _)| *n == nid)?;
+    super::openssl_check(|| {
+        let mut ctx = BigNumContext::new().ok()?;
+        let point = EcPoint::from_bytes(group, &spki.subject_public_key.data, &mut ctx).ok()?;
+        EcKey::from_public_key(group, &point).ok()
+    })
+}
+
+/// An ECDSA signature over `info` checked by `ECDSA_do_verify` on a decoded key (no EVP
+/// context). Like OpenSSL's `ECDSA_verify`, a signature that is not exactly its own DER
+/// encoding does not verify.
+fn verify_ecdsa(
+    key: EcKey<Public>,
+    digest: MessageDigest,
+    signature: &[u8],
+    info: &[u8],
+) -> Result<PKey<Public>, CsrError> {
+    let verified = super::openssl_check(|| {
+        let Ok(sig) = EcdsaSig::from_der(signature) else {
+            return false;
+        };
+        if sig.to_der().ok().as_deref() != Some(signature) {
+            return false;
+        }
+        super::leaf::digest(digest, info)
+            .and_then(|d| sig.verify(&d, &key))
+            .unwrap_or(false)
+    });
+    if !verified {
+        return Err(CsrError::BadSignature);
+    }
+    PKey::from_ec_key(key).map_err(|e| CsrError::Malformed(format!("unreadable public key: {e}")))
 }
 
 /// DER of `SEQUENCE { info, AlgorithmIdentifier { oid [, NULL for RSA] }, BIT STRING }`: a

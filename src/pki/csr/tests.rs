@@ -285,6 +285,123 @@ fn the_fast_path_accepts_nothing_the_general_path_refuses() {
     }
 }
 
+/// The ECDSA fast path (a named curve's group made once, `ECDSA_do_verify`) agrees with
+/// OpenSSL's general path: on ordinary requests of every curve, on a compressed point (both
+/// accept), and on a signature in BER or a point off the curve (both refuse).
+#[test]
+fn the_ecdsa_fast_path_agrees_with_the_general_path() {
+    use openssl::{bn::BigNumContext, ec::PointConversionForm};
+    for nid in [Nid::X9_62_PRIME256V1, Nid::SECP384R1, Nid::SECP521R1] {
+        let key = ec(nid);
+        let good = der_of(&Req::cn("billing").pem(&key));
+        let (_, req) = X509CertificationRequest::from_der(&good).expect("parse");
+        assert!(
+            named_curve_key(&req.certification_request_info.subject_pki).is_some(),
+            "{nid:?} takes the fast path"
+        );
+        assert!(matches!(verify_common(&good, &req, 0), Some(Ok(_))));
+
+        let info = req.certification_request_info.raw.to_vec();
+        let oid = req.signature_algorithm.algorithm.as_bytes().to_vec();
+        // RequestBuilder signs with SHA-256 whatever the curve.
+        let digest = MessageDigest::sha256();
+        let assemble = |info: &[u8], sig: &[u8]| {
+            der_tlv(
+                0x30,
+                &[
+                    info,
+                    &der_tlv(0x30, &der_tlv(0x06, &oid)),
+                    &der_tlv(0x03, &[&[0u8][..], sig].concat()),
+                ]
+                .concat(),
+            )
+        };
+        let sign = |info: &[u8]| {
+            openssl::sign::Signer::new(digest, &key)
+                .expect("signer")
+                .sign_oneshot_to_vec(info)
+                .expect("sign")
+        };
+        let sig = req.signature_value.data.to_vec();
+        assert_eq!(
+            assemble(&info, &sig),
+            good,
+            "the test's encoder reproduces it"
+        );
+
+        // The same key with its point compressed: both paths accept.
+        let spki = req.certification_request_info.subject_pki.raw;
+        let ec_key = key.ec_key().expect("ec");
+        let mut ctx = BigNumContext::new().expect("ctx");
+        let compressed = ec_key
+            .public_key()
+            .to_bytes(ec_key.group(), PointConversionForm::COMPRESSED, &mut ctx)
+            .expect("point");
+        let (spki_body, _) = tlv_content(spki);
+        let (_, alg_len) = tlv_content(spki_body);
+        let with_point = |point: &[u8]| {
+            let new_spki = der_tlv(
+                0x30,
+                &[
+                    &spki_body[..alg_len],
+                    &der_tlv(0x03, &[&[0u8][..], point].concat())[..],
+                ]
+                .concat(),
+            );
+            let (info_body, _) = tlv_content(&info);
+            let at = info_body
+                .windows(spki.len())
+                .position(|w| w == spki)
+                .expect("spki in info");
+            der_tlv(
+                0x30,
+                &[
+                    &info_body[..at],
+                    &new_spki[..],
+                    &info_body[at + spki.len()..],
+                ]
+                .concat(),
+            )
+        };
+        let compressed_info = with_point(&compressed);
+        let compressed_req = assemble(&compressed_info, &sign(&compressed_info));
+        assert!(
+            verify_any(&compressed_req, 0).is_ok(),
+            "{nid:?}: OpenSSL accepts it"
+        );
+        assert!(
+            parse_der(&compressed_req).is_ok(),
+            "{nid:?}: compressed point"
+        );
+
+        // Refused by both: the signature in BER (a long-form length), a point off the curve.
+        let (sig_body, _) = tlv_content(&sig);
+        let mut ber = vec![0x30, 0x82];
+        ber.extend_from_slice(&(sig_body.len() as u16).to_be_bytes());
+        ber.extend_from_slice(sig_body);
+        let mut off_curve = ec_key
+            .public_key()
+            .to_bytes(ec_key.group(), PointConversionForm::UNCOMPRESSED, &mut ctx)
+            .expect("point");
+        let last = off_curve.len() - 1;
+        off_curve[last] ^= 1;
+        let off_info = with_point(&off_curve);
+        for (label, der) in [
+            ("a BER signature", assemble(&info, &ber)),
+            (
+                "a point off the curve",
+                assemble(&off_info, &sign(&off_info)),
+            ),
+        ] {
+            assert!(
+                verify_any(&der, 0).is_err(),
+                "{nid:?} {label}: OpenSSL refuses it"
+            );
+            assert!(parse_der(&der).is_err(), "{nid:?} {label}: accepted");
+        }
+    }
+}
+
 /// An answer, yes or no, leaves nothing in OpenSSL's per-thread error queue: a stale entry there makes
 /// the next TLS read on the same thread (the kube client's connection to the apiserver, a
 /// webhook connection) fail as if it were its own error.
