@@ -97,6 +97,7 @@ async fn main() {
         }
     });
 
+    let (idle_anon, idle_file) = controller.rss_split_kib();
     let api: Api<CertificateSigningRequest> = Api::all(who.client.clone());
     let started = Instant::now();
     let created: HashMap<String, Instant> = stream::iter(burst.iter().cloned())
@@ -148,6 +149,7 @@ async fn main() {
     }
     watch.abort();
     let (rss, hwm) = controller.memory_kib();
+    let (anon, file) = controller.rss_split_kib();
     latencies.sort();
     single_lat.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -175,6 +177,14 @@ async fn main() {
         "  controller RSS           now {:.1} MiB, peak {:.1} MiB (CSRs of its signer in the cluster: all of this run's and earlier ones)",
         rss as f64 / 1024.0,
         hwm.max(peak_hwm) as f64 / 1024.0
+    );
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "    of which anonymous {:.1} MiB (before the burst {:.1}), file-backed (code) {:.1} MiB (before {:.1})",
+        mib(anon),
+        mib(idle_anon),
+        mib(file),
+        mib(idle_file)
     );
 
     // The restart among annotated CSRs.

@@ -213,7 +213,9 @@ const DROPPED: &[u8] = b"-";
 /// name, uid, resourceVersion and creation time: annotations (kubectl's last-applied copy, or
 /// anything a requester puts there: up to 256 KiB each) and labels are never read, and writes
 /// are patches that do not carry them. A finished CSR is never written again, so its request,
-/// certificate, requester identity and condition messages go too.
+/// certificate, signer name, requester identity, creation time and everything in its
+/// conditions but type and status go too (with 10,000 CSRs cached, about a third of the
+/// controller's memory was finished CSRs).
 pub fn slim(csr: &mut CertificateSigningRequest) {
     csr.metadata.managed_fields = None;
     csr.metadata.annotations = None;
@@ -222,7 +224,10 @@ pub fn slim(csr: &mut CertificateSigningRequest) {
     csr.metadata.finalizers = None;
     let finished = has_certificate(csr) || condition(csr, "Denied") || condition(csr, "Failed");
     if finished {
+        csr.metadata.creation_timestamp = None;
         csr.spec.request = ByteString(Vec::new());
+        csr.spec.signer_name = String::new();
+        csr.spec.username = None;
         csr.spec.groups = None;
         csr.spec.extra = None;
         csr.spec.usages = None;
@@ -233,6 +238,9 @@ pub fn slim(csr: &mut CertificateSigningRequest) {
             }
             for c in status.conditions.iter_mut().flatten() {
                 c.message = None;
+                c.reason = None;
+                c.last_update_time = None;
+                c.last_transition_time = None;
             }
         }
     }
@@ -304,10 +312,9 @@ async fn reconcile_once(
     // Finished or refused requests are never touched again; a certificate is never replaced.
     let cached_final =
         has_certificate(&csr) || condition(&csr, "Denied") || condition(&csr, "Failed");
-    if csr.spec.signer_name != ctx.signer_name
-        || ctx.finished.known(&csr, cached_final)
-        || cached_final
-    {
+    // `known` first: it also forgets what the cache has caught up with.
+    let known = ctx.finished.known(&csr, cached_final);
+    if cached_final || known || csr.spec.signer_name != ctx.signer_name {
         return Ok(Action::await_change());
     }
     let approved = condition(&csr, "Approved");
@@ -747,5 +754,45 @@ mod tests {
         assert!(issued.spec.request.0.is_empty());
         assert!(has_certificate(&issued), "still counts as issued");
         assert!(issued.metadata.annotations.is_none());
+
+        let mut denied = pending.clone();
+        denied.spec.signer_name = "certpair.dev/application".into();
+        denied.spec.username = Some("someone".into());
+        denied.status = Some(CertificateSigningRequestStatus {
+            conditions: Some(vec![CertificateSigningRequestCondition {
+                type_: "Denied".into(),
+                status: "True".into(),
+                reason: Some("UnknownApplication".into()),
+                message: Some("no Application".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        slim(&mut denied);
+        assert!(condition(&denied, "Denied"), "still counts as denied");
+        assert!(denied.spec.signer_name.is_empty() && denied.spec.username.is_none());
+        let kept = &denied.status.as_ref().and_then(|s| s.conditions.clone());
+        assert!(
+            kept.iter()
+                .flatten()
+                .all(|c| c.reason.is_none() && c.message.is_none())
+        );
+
+        // A pending CSR keeps what a write of its conditions sends back.
+        let mut approved = pending.clone();
+        approved.status = denied.status.clone();
+        if let Some(c) = approved
+            .status
+            .as_mut()
+            .and_then(|s| s.conditions.as_mut())
+            .and_then(|c| c.first_mut())
+        {
+            c.type_ = "Approved".into();
+            c.reason = Some("AutoApproved".into());
+        }
+        slim(&mut approved);
+        assert!(condition(&approved, "Approved"));
+        let kept = &approved.status.as_ref().and_then(|s| s.conditions.clone());
+        assert!(kept.iter().flatten().all(|c| c.reason.is_some()));
     }
 }

@@ -649,19 +649,31 @@ impl ControllerProcess {
     /// The controller's resident memory now and its peak so far (VmRSS, VmHWM), in KiB;
     /// zeros once it has exited.
     pub fn memory_kib(&self) -> (u64, u64) {
+        let [rss, hwm] = self.status_kib(["VmRSS:", "VmHWM:"]);
+        (rss, hwm)
+    }
+
+    /// The controller's resident memory split into anonymous memory (heap, stacks) and
+    /// file-backed pages (mostly its own code): (RssAnon, RssFile) in KiB.
+    pub fn rss_split_kib(&self) -> (u64, u64) {
+        let [anon, file] = self.status_kib(["RssAnon:", "RssFile:"]);
+        (anon, file)
+    }
+
+    /// Fields of the controller's /proc status in KiB (zeros once it has exited).
+    fn status_kib<const N: usize>(&self, names: [&str; N]) -> [u64; N] {
         let Some(controller) = self.controller_pid() else {
-            return (0, 0);
+            return [0; N];
         };
         let status =
             std::fs::read_to_string(format!("/proc/{controller}/status")).unwrap_or_default();
-        let field = |name: &str| {
+        names.map(|name| {
             status
                 .lines()
                 .find_map(|l| l.strip_prefix(name))
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
                 .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        })
     }
 
     /// CPU time the process has used so far (user + system), in seconds; 0 once it has exited.
