@@ -23,6 +23,8 @@
 #                           for the same algorithms, as percentages (in process, one thread).
 #   hack/bench.sh admission [N]  N server-side dry runs of a CSR (kubectl apply, and an API
 #                           client) with the webhook off, then on: p50/p99 and what it adds.
+#   hack/bench.sh cache     bytes and allocations the controller's CSR cache holds per issued CSR
+#                           (a counting allocator, in process; no control plane).
 #   hack/bench.sh flood     500 clients sending slow 1 MiB bodies to the webhook for 45 s
 #                           (tests/webhook_flood.rs, which also asserts the bound); prints the
 #                           controller's peak RSS and how long a kubectl create took meanwhile.
@@ -73,6 +75,10 @@ case "${1:-}" in
     ensure_rust
     cargo bench --locked --bench signing -- "${2:-3}"
     ;;
+  cache)
+    ensure_rust
+    cargo bench --locked --bench cache
+    ;;
   peers)
     hack/control-plane.sh build-kcm
     control_plane
@@ -83,5 +89,5 @@ case "${1:-}" in
     cargo test --locked --test webhook_flood -- --nocapture 2>&1 \
       | grep -E '^(flood:|kubectl create during|test result)'
     ;;
-  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | signing [SECONDS] | admission [N] | flood" >&2; exit 2 ;;
+  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | signing [SECONDS] | admission [N] | cache | flood" >&2; exit 2 ;;
 esac
