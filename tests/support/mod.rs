@@ -539,17 +539,12 @@ impl Cluster {
         let log_dir = self.state_dir.join("controller-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let log_file = log_dir.join(format!("{}.log", unique(subcommand)));
-        // CERTPAIR_WRAP: a command to run certpair under for profiling (`heaptrack -o F`,
-        // `perf record -g -o F`); memory and CPU figures then include the wrapper's.
-        let mut cmd_line: Vec<String> = std::env::var("CERTPAIR_WRAP")
-            .map(|w| w.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default();
-        cmd_line.extend([
+        let mut cmd_line = vec![
             env!("CARGO_BIN_EXE_certpair").to_owned(),
             subcommand.into(),
             "--http-addr".into(),
             http_addr.clone(),
-        ]);
+        ];
         if subcommand == "controller" {
             cmd_line.extend(["--lease-duration-seconds".into(), "6".into()]);
         }

@@ -176,6 +176,16 @@ fn tlv_content(der: &[u8]) -> (&[u8], usize) {
     (&der[header..header + len], header + len)
 }
 
+/// The CertificationRequestInfo `info` with its SubjectPublicKeyInfo `old` replaced by `new`.
+fn with_spki(info: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
+    let (body, _) = tlv_content(info);
+    let at = body
+        .windows(old.len())
+        .position(|w| w == old)
+        .expect("spki in info");
+    der_tlv(0x30, &[&body[..at], new, &body[at + old.len()..]].concat())
+}
+
 /// The common-algorithm path takes ordinary requests, and never accepts a variant that the
 /// general path (OpenSSL's own parser and X509_REQ_verify) refuses.
 #[test]
@@ -221,20 +231,7 @@ fn the_fast_path_accepts_nothing_the_general_path_refuses() {
         ]
         .concat(),
     );
-    let (info_body, _) = tlv_content(&info);
-    let at = info_body
-        .windows(spki.len())
-        .position(|w| w == spki)
-        .expect("spki in info");
-    let pss_info = der_tlv(
-        0x30,
-        &[
-            &info_body[..at],
-            &pss_spki[..],
-            &info_body[at + spki.len()..],
-        ]
-        .concat(),
-    );
+    let pss_info = with_spki(&info, spki, &pss_spki);
     let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), &key).expect("signer");
     let pss_sig = signer.sign_oneshot_to_vec(&pss_info).expect("sign");
 
@@ -348,20 +345,7 @@ fn the_ecdsa_fast_path_agrees_with_the_general_path() {
                 ]
                 .concat(),
             );
-            let (info_body, _) = tlv_content(&info);
-            let at = info_body
-                .windows(spki.len())
-                .position(|w| w == spki)
-                .expect("spki in info");
-            der_tlv(
-                0x30,
-                &[
-                    &info_body[..at],
-                    &new_spki[..],
-                    &info_body[at + spki.len()..],
-                ]
-                .concat(),
-            )
+            with_spki(&info, spki, &new_spki)
         };
         let compressed_info = with_point(&compressed);
         let compressed_req = assemble(&compressed_info, &sign(&compressed_info));
