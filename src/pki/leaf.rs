@@ -603,6 +603,52 @@ mod tests {
     }
 
     #[test]
+    fn p521_and_ed25519_cas_sign_leaves_that_verify() {
+        let now = now_unix();
+        let subject = [attr(AttributeKind::CommonName, "billing")];
+        let ed25519 = PKey::generate_ed25519().expect("ed25519");
+        for (ca_key, algorithm) in [
+            (ec(Nid::SECP521R1), rfc5912::ECDSA_WITH_SHA_512),
+            (ed25519, rfc8410::ID_ED_25519),
+        ] {
+            let ca = Authority::self_signed(
+                "leaf test CA",
+                ca_key.clone(),
+                std::time::Duration::from_secs(86400),
+                now,
+            )
+            .expect("CA");
+            let leaf_key = p256();
+            let spki = leaf_key.public_key_to_der().expect("spki");
+            let der = LeafTemplate::new(ca.certificate(), &ca_key)
+                .expect("template")
+                .issue(
+                    &ca_key,
+                    &LeafSpec {
+                        serial: &[1],
+                        window: Window {
+                            not_before: now - 60,
+                            not_after: now + 3600,
+                        },
+                        subject: &subject,
+                        spki: &spki,
+                        rsa_key: false,
+                        usage: LeafUsage::Client,
+                    },
+                )
+                .expect("issue");
+            let (_, parsed) = X509Certificate::from_der(&der).expect("parse");
+            assert_eq!(
+                parsed.signature_algorithm.algorithm.to_id_string(),
+                algorithm.to_string()
+            );
+            let cert = X509::from_der(&der).expect("openssl reads it");
+            let ca_public = ca.certificate().public_key().expect("key");
+            assert!(cert.verify(&ca_public).expect("verify"), "{algorithm}");
+        }
+    }
+
+    #[test]
     fn subjects_are_refused_where_openssl_refuses_them() {
         let long = "x".repeat(65);
         let cases = [
