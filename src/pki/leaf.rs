@@ -523,6 +523,17 @@ mod tests {
         b.build()
     }
 
+    /// A self-signed CA with `key`, valid for a day.
+    fn test_ca(key: &PKey<Private>, now: i64) -> Authority {
+        Authority::self_signed(
+            "leaf test CA",
+            key.clone(),
+            std::time::Duration::from_secs(86400),
+            now,
+        )
+        .expect("CA")
+    }
+
     fn tbs_of(der: &[u8]) -> Vec<u8> {
         let (_, cert) = X509Certificate::from_der(der).expect("parse");
         cert.tbs_certificate.as_ref().to_vec()
@@ -548,13 +559,7 @@ mod tests {
             (rsa(2048), MessageDigest::sha256()),
         ];
         for (ca_key, md) in &ca_keys {
-            let ca = Authority::self_signed(
-                "leaf test CA",
-                ca_key.clone(),
-                std::time::Duration::from_secs(86400),
-                now,
-            )
-            .expect("CA");
+            let ca = test_ca(ca_key, now);
             let template = LeafTemplate::new(ca.certificate(), ca_key).expect("template");
             for leaf_key in [p256(), rsa(2048)] {
                 let public = PKey::public_key_from_der(&leaf_key.public_key_to_der().expect("der"))
@@ -611,13 +616,7 @@ mod tests {
             (ec(Nid::SECP521R1), rfc5912::ECDSA_WITH_SHA_512),
             (ed25519, rfc8410::ID_ED_25519),
         ] {
-            let ca = Authority::self_signed(
-                "leaf test CA",
-                ca_key.clone(),
-                std::time::Duration::from_secs(86400),
-                now,
-            )
-            .expect("CA");
+            let ca = test_ca(&ca_key, now);
             let leaf_key = p256();
             let spki = leaf_key.public_key_to_der().expect("spki");
             let der = LeafTemplate::new(ca.certificate(), &ca_key)
