@@ -365,11 +365,16 @@ pub(crate) fn digest(md: MessageDigest, data: &[u8]) -> Result<Vec<u8>, ErrorSta
 }
 
 /// Whether `der` is a SubjectPublicKeyInfo in strict DER (decodes, and encodes back to the
-/// same bytes), so a certificate may carry it as it is.
+/// same bytes), so a certificate may carry it as it is. An RSA key must also carry the NULL
+/// parameters RFC 3279 §2.3.1 requires (OpenSSL reads a key without them; re-encoded, the key
+/// gets them).
 pub(crate) fn is_strict_der_spki(der: &[u8]) -> bool {
-    x509_cert::spki::SubjectPublicKeyInfoRef::from_der(der)
-        .and_then(|spki| spki.to_der())
-        .is_ok_and(|again| again == der)
+    let Ok(spki) = x509_cert::spki::SubjectPublicKeyInfoRef::from_der(der) else {
+        return false;
+    };
+    let rsa_without_null = spki.algorithm.oid == rfc5912::RSA_ENCRYPTION
+        && spki.algorithm.parameters.is_none_or(|p| !p.is_null());
+    !rsa_without_null && spki.to_der().is_ok_and(|again| again == der)
 }
 
 fn extension<T: AssociatedOid + Encode>(
@@ -690,6 +695,26 @@ mod tests {
         let mut trailing = der.clone();
         trailing.push(0);
         assert!(!is_strict_der_spki(&trailing));
+
+        // RSA: with its NULL parameters, yes; without them (strict DER, but not RFC 3279), no.
+        let rsa_der = rsa(2048).public_key_to_der().expect("der");
+        assert!(is_strict_der_spki(&rsa_der));
+        // SEQUENCE (long length) { SEQUENCE { rsaEncryption, NULL }, BIT STRING }
+        let with_null = [
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+            0x00,
+        ];
+        assert_eq!(&rsa_der[4..19], &with_null[..]);
+        // The same key with its algorithm as SEQUENCE { rsaEncryption } only.
+        let body = [&[0x30, 0x0b][..], &with_null[2..13], &rsa_der[19..]].concat();
+        let mut bare = vec![0x30, 0x82];
+        bare.extend_from_slice(&u16::try_from(body.len()).expect("len").to_be_bytes());
+        bare.extend_from_slice(&body);
+        assert!(
+            openssl::pkey::PKey::public_key_from_der(&bare).is_ok(),
+            "OpenSSL reads an RSA key without NULL parameters"
+        );
+        assert!(!is_strict_der_spki(&bare));
     }
 
     #[test]
