@@ -36,8 +36,13 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// apiserver's connections through a flood, when a new one would wait behind the flood's in
 /// the listen backlog.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(100);
-/// Concurrent connections per worker thread; further ones wait in the listen backlog.
-pub const MAX_CONNECTIONS_PER_WORKER: usize = 128;
+/// Concurrent connections per worker thread; further ones wait in the listen backlog. A
+/// connection sending a body holds about 450 KiB (actix-http buffers up to 128 KiB of unread
+/// input, then its payload buffer and OpenSSL's records), so this, not the body budget, bounds
+/// a flood of slow senders: at 128 a flood held the webhook at 138–148 MiB, at 64 at 101 MiB
+/// (tests/webhook_flood.rs; the bound is half the Deployment's 256 MiB). The apiserver needs
+/// one connection per review in flight.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 64;
 /// TLS handshakes in progress per worker thread.
 pub const MAX_HANDSHAKES_PER_WORKER: usize = 32;
 
