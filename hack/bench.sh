@@ -28,6 +28,9 @@
 #   hack/bench.sh flood     500 clients sending slow 1 MiB bodies to the webhook for 45 s
 #                           (tests/webhook_flood.rs, which also asserts the bound); prints the
 #                           controller's peak RSS and how long a kubectl create took meanwhile.
+#   hack/bench.sh soak [MINUTES] [RATE]  (also hack/soak.sh) RATE CSRs a second (default 10) for
+#                           MINUTES (default 30), each deleted after 2 minutes; the controller's
+#                           RSS, open fds and CPU printed each minute, and their trend.
 # Uses the control plane named by KUBECONFIG, or starts one in target/control-plane-bench/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -84,10 +87,14 @@ case "${1:-}" in
     control_plane
     cargo bench --locked --bench peers -- "${2:-1000}"
     ;;
+  soak)
+    control_plane
+    cargo bench --locked --bench soak -- "${2:-30}" "${3:-10}"
+    ;;
   flood)
     control_plane
     cargo test --locked --test webhook_flood -- --nocapture 2>&1 \
       | grep -E '^(flood:|kubectl create during|test result)'
     ;;
-  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | signing [SECONDS] | admission [N] | cache | flood" >&2; exit 2 ;;
+  *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | signing [SECONDS] | admission [N] | cache | flood | soak [MINUTES] [RATE]" >&2; exit 2 ;;
 esac

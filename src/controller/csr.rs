@@ -27,7 +27,12 @@ use kube::{
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, instrument, warn};
 
-use super::{app_status::IssuedNote, retries::Retries, signing_ca::SigningCa};
+use super::{
+    app_status::IssuedNote,
+    cached_csr::{CachedCsr, DROPPED},
+    retries::Retries,
+    signing_ca::SigningCa,
+};
 use crate::{
     api::{Application, FIELD_MANAGER},
     k8s::events::{Kind, Publisher},
@@ -50,6 +55,8 @@ pub struct Context {
     pub retries: Retries,
     pub finished: Finished,
     pub access: AccessCache,
+    /// Publish an `Issued` Event per certificate (`--issued-events`).
+    pub issued_events: bool,
 }
 
 /// SubjectAccessReview answers that allowed a requester to `request` an Application, kept for
@@ -206,13 +213,11 @@ fn has_certificate(csr: &CertificateSigningRequest) -> bool {
         .is_some_and(|c| !c.0.is_empty())
 }
 
-/// Stand-in for a certificate dropped from the cache: non-empty, so "has a certificate" holds.
-const DROPPED: &[u8] = b"-";
-
 /// Shrinks a cached CSR to what reconciliation reads. Every CSR loses its metadata beyond
 /// name, uid, resourceVersion and creation time: annotations (kubectl's last-applied copy, or
 /// anything a requester puts there: up to 256 KiB each) and labels are never read, and writes
-/// are patches that do not carry them. A finished CSR is never written again, so its request,
+/// are patches that do not carry them ([`CachedCsr`] is decoded without them; a CSR decoded
+/// whole loses them here). A finished CSR is never written again, so its request,
 /// certificate, signer name, requester identity, creation time and everything in its
 /// conditions but type and status go too (with 10,000 CSRs cached, about a third of the
 /// controller's memory was finished CSRs).
@@ -254,7 +259,8 @@ pub async fn run(
     streaming_lists: bool,
     app_changes: watch::Receiver<()>,
 ) {
-    let csrs: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
+    // Decoded without managedFields, annotations, labels or the certificate's bytes.
+    let csrs: Api<CachedCsr> = Api::all(ctx.client.clone());
     // The initial list as a stream of single objects (WatchList, `sendInitialEvents`), each
     // slimmed as it arrives: a paged list holds whole pages of full objects at once, and CSRs
     // carry whatever annotations their creators gave them (hundreds of KiB each), so a restart
@@ -275,7 +281,7 @@ pub async fn run(
     let (cache, cache_writer) = reflector::store();
     let stream = watcher(csrs, only_ours)
         .default_backoff()
-        .modify(slim)
+        .modify(|csr| slim(csr))
         .reflect(cache_writer)
         .touched_objects();
     Controller::for_stream(stream, cache)
@@ -292,10 +298,7 @@ pub async fn run(
 }
 
 /// Reconciles one CSR; a success clears its retry backoff.
-pub async fn reconcile(
-    csr: Arc<CertificateSigningRequest>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
+pub async fn reconcile(csr: Arc<CachedCsr>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = retry_key(&csr);
     let result = reconcile_once(csr, ctx.clone()).await;
     if result.is_ok() {
@@ -305,10 +308,7 @@ pub async fn reconcile(
 }
 
 #[instrument(skip_all, fields(csr = %csr.name_any(), requester = csr.spec.username.as_deref().unwrap_or("")))]
-async fn reconcile_once(
-    csr: Arc<CertificateSigningRequest>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
+async fn reconcile_once(csr: Arc<CachedCsr>, ctx: Arc<Context>) -> Result<Action, Error> {
     // Finished or refused requests are never touched again; a certificate is never replaced.
     let cached_final =
         has_certificate(&csr) || condition(&csr, "Denied") || condition(&csr, "Failed");
@@ -329,7 +329,7 @@ async fn reconcile_once(
         .as_ref()
         .map_err(policy::unreadable)
         .and_then(|p| policy::check_request(p, spec));
-    let mut csr = (*csr).clone();
+    let mut csr = csr.0.clone();
     let req = match checked {
         Ok(req) => req,
         // An approval by hand cannot make an unreadable or malformed request signable.
@@ -478,7 +478,7 @@ async fn sign(
         "metadata": { "resourceVersion": resource_version(&csr)? },
         "status": { "certificate": ByteString(issued.chain_pem) },
     });
-    let written = Api::<CertificateSigningRequest>::all(ctx.client.clone())
+    let written = Api::<CachedCsr>::all(ctx.client.clone())
         .patch_status(&csr.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await?;
     ctx.finished.mark(&csr);
@@ -505,15 +505,17 @@ async fn sign(
             not_after: issued.not_after,
         });
     }
-    report(
-        ctx,
-        &written,
-        Kind::Normal,
-        "Issued",
-        "Sign",
-        &with_approval(approval, &message),
-    )
-    .await;
+    if ctx.issued_events {
+        report(
+            ctx,
+            &written,
+            Kind::Normal,
+            "Issued",
+            "Sign",
+            &with_approval(approval, &message),
+        )
+        .await;
+    }
     Ok(Action::await_change())
 }
 
@@ -564,7 +566,7 @@ async fn set_condition(
         "metadata": { "resourceVersion": resource_version },
         "status": { "conditions": conditions },
     });
-    let written = Api::<CertificateSigningRequest>::all(ctx.client.clone())
+    let written = Api::<CachedCsr>::all(ctx.client.clone())
         .patch_subresource(
             subresource,
             &csr.name_any(),
@@ -573,7 +575,7 @@ async fn set_condition(
         )
         .await?;
     // Continue from what the server holds now, slimmed like the cache.
-    let mut written = written;
+    let mut written = written.0;
     slim(&mut written);
     Ok(written)
 }
@@ -651,7 +653,7 @@ async fn report(
 
 /// Conflicts mean our cache was behind: retry soon (the watch brings the new version). No CA
 /// yet: retry shortly. Anything else: back off.
-pub fn error_policy(csr: Arc<CertificateSigningRequest>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(csr: Arc<CachedCsr>, err: &Error, ctx: Arc<Context>) -> Action {
     let kind = err.kind();
     ctx.metrics
         .reconcile_errors

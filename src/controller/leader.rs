@@ -34,6 +34,8 @@ pub struct LeaderContext {
     pub workers: u16,
     /// Initial list of CSRs as a stream (WatchList) rather than in pages.
     pub streaming_lists: bool,
+    /// A Normal Event per certificate issued.
+    pub issued_events: bool,
     pub identity: String,
     pub lease_seconds: u64,
     pub metrics: Arc<Metrics>,
@@ -313,6 +315,7 @@ async fn lead(s: LeaderContext) {
         retries: super::retries::Retries::default(),
         finished: csr::Finished::default(),
         access: csr::AccessCache::default(),
+        issued_events: s.issued_events,
     });
     let controller = csr::run(ctx, s.workers, s.streaming_lists, s.app_changes.clone());
     info!(signer = %s.signer_name, "approving and signing");

@@ -13,6 +13,7 @@
 
 pub mod app_status;
 pub mod applications;
+pub mod cached_csr;
 pub mod crl;
 pub mod csr;
 pub mod leader;
@@ -52,6 +53,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         webhook,
         connector,
         streaming_lists,
+        issued_events,
         workers,
         log,
     } = args;
@@ -119,6 +121,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         ca_validity: Duration::from_secs(ca_validity_days * 86_400),
         workers,
         streaming_lists,
+        issued_events,
         identity: identity.clone(),
         lease_seconds: lease_duration_seconds,
         metrics: metrics.clone(),
