@@ -58,7 +58,7 @@ async fn main() {
     let controller = cluster
         .start_controller(&["--log-format", "json", "--log-filter", "warn"])
         .await;
-    support::poll("leadership", Duration::from_secs(30), || {
+    support::poll("leadership", Duration::from_secs(300), || {
         controller.is_leader().then_some(())
     })
     .await;

@@ -7,14 +7,14 @@
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::{Api, Client, runtime::reflector::Store};
+use kube::{Api, Client, api::PatchParams, runtime::reflector::Store};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{debug, info, warn};
 
 use super::{app_status, crl, csr, signing_ca, tokens};
 use crate::{
-    api::{Application, LEADER_LEASE},
+    api::{Application, FIELD_MANAGER, LEADER_LEASE},
     error::{Error, Result},
     k8s::{events::Publisher, post_params},
     managed_tls::{self, ManagedTls},
@@ -56,6 +56,7 @@ pub struct LeaderContext {
 
 pub async fn elect_and_lead(ctx: LeaderContext) -> Result<()> {
     let lease_seconds = ctx.lease_seconds;
+    clear_released_duration(&ctx.client, &ctx.namespace).await;
     let manager = LeaseManagerBuilder::new(ctx.client.clone(), LEADER_LEASE)
         .with_namespace(&ctx.namespace)
         .with_identity(&ctx.identity)
@@ -330,6 +331,36 @@ async fn lead(s: LeaderContext) {
     );
 }
 
+/// Removes the duration from a Lease nobody holds, as certpair before 2026-12-02 left it on
+/// release: with it, taking the Lease with any other duration conflicts for ever (see
+/// [`release_lease`]). Conditional on the Lease's resourceVersion, so a replica that takes the
+/// Lease meanwhile is never disturbed; failures are left to the lease manager.
+async fn clear_released_duration(client: &Client, namespace: &str) {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let Ok(Some(lease)) = leases.get_opt(LEADER_LEASE).await else {
+        return;
+    };
+    let spec = lease.spec.unwrap_or_default();
+    if spec.holder_identity.is_some() || spec.lease_duration_seconds.is_none() {
+        return;
+    }
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": lease.metadata.resource_version },
+        "spec": { "leaseDurationSeconds": null },
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match leases
+        .patch(LEADER_LEASE, &params, &kube::api::Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => info!("cleared the duration a released leader Lease kept"),
+        Err(e) => debug!(error = %e, "clearing a released leader Lease's duration failed"),
+    }
+}
+
 /// Clears the Lease's holder if it is still us, so a standby need not wait for expiry.
 pub async fn release_lease(client: &Client, namespace: &str, identity: &str) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
@@ -348,6 +379,11 @@ pub async fn release_lease(client: &Client, namespace: &str, identity: &str) {
         spec.holder_identity = None;
         spec.acquire_time = None;
         spec.renew_time = None;
+        // The duration goes too, as the lease manager's own release does: the next holder
+        // takes the Lease with a server-side apply of its duration, which conflicts (409, for
+        // ever) with a different duration another field manager left here. So a replica
+        // started with another --lease-duration-seconds would never lead.
+        spec.lease_duration_seconds = None;
     }
     match leases.replace(LEADER_LEASE, &post_params(), &lease).await {
         Ok(_) => info!("released the leader Lease"),

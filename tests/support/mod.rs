@@ -545,13 +545,15 @@ impl Cluster {
             "--http-addr".into(),
             http_addr.clone(),
         ];
-        if subcommand == "controller" {
-            cmd_line.extend(["--lease-duration-seconds".into(), "6".into()]);
-        }
-        cmd_line.extend(args.iter().map(|a| a.to_string()));
         // A profiler in front of the process, for benchmarks only, e.g.
         // CERTPAIR_WRAPPER='valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p'.
+        // It slows the process down, so the leader Lease gets more time.
         let wrapper = std::env::var("CERTPAIR_WRAPPER").unwrap_or_default();
+        if subcommand == "controller" && !args.contains(&"--lease-duration-seconds") {
+            let lease = if wrapper.is_empty() { "6" } else { "60" };
+            cmd_line.extend(["--lease-duration-seconds".into(), lease.into()]);
+        }
+        cmd_line.extend(args.iter().map(|a| a.to_string()));
         cmd_line.splice(0..0, wrapper.split_whitespace().map(str::to_owned));
         let quoted: Vec<String> = cmd_line
             .iter()
