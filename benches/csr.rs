@@ -187,6 +187,26 @@ async fn main() {
         mib(idle_file)
     );
 
+    // Time to look at the controller from outside (e.g. gdb, pmap) before it stops.
+    if let Some(seconds) = std::env::var("CERTPAIR_BENCH_PAUSE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        eprintln!(
+            "pausing {seconds} s; controller pid {:?}",
+            controller.controller_pid()
+        );
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let (rss, _) = controller.memory_kib();
+        let (anon, file) = controller.rss_split_kib();
+        println!(
+            "  after the pause: RSS {:.1} MiB, anonymous {:.1} MiB, file-backed {:.1} MiB",
+            rss as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0
+        );
+    }
+
     // The restart among annotated CSRs.
     drop(controller);
     let padded = 1000;

@@ -493,6 +493,7 @@ async fn main() {
 
     // certpair: Application CSRs from a requester allowed to `request` it; as deployed, then
     // without the Issued Event (what the Event costs the apiserver).
+    cluster.install_manifests().await;
     let app = unique("peers");
     application(&admin, &app, None).await;
     let who = requester(&cluster, Some(&app)).await;
