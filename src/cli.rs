@@ -303,6 +303,32 @@ pub struct ConnectorArgs {
     pub log: LogArgs,
 }
 
+/// Deletion of finished and stale CSRs of certpair's signer (kube-controller-manager's CSR
+/// cleaner, with its defaults).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CleanupArgs {
+    /// Delete CSRs of certpair's signer once they are done with: issued, denied or failed ones
+    /// after --csr-finished-retention-seconds, undecided ones after
+    /// --csr-pending-retention-seconds, issued ones whose certificate expired at once.
+    #[arg(long, env = "CERTPAIR_CSR_CLEANUP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub csr_cleanup: bool,
+
+    /// How long an issued, denied or failed CSR is kept after that decision, in seconds.
+    #[arg(long, env = "CERTPAIR_CSR_FINISHED_RETENTION_SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub csr_finished_retention_seconds: u64,
+
+    /// How long a CSR nobody decided is kept after its creation, in seconds.
+    #[arg(long, env = "CERTPAIR_CSR_PENDING_RETENTION_SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub csr_pending_retention_seconds: u64,
+
+    /// Seconds between two cleanup passes (each lists the signer's CSRs in pages).
+    #[arg(long, env = "CERTPAIR_CSR_CLEANUP_INTERVAL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub csr_cleanup_interval_seconds: u64,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControllerArgs {
     /// Address of the plain HTTP listener for /healthz, /readyz and /metrics.
@@ -377,6 +403,9 @@ pub struct ControllerArgs {
     /// failures always get their Warning Event.
     #[arg(long, env = "CERTPAIR_ISSUED_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub issued_events: bool,
+
+    #[command(flatten)]
+    pub cleanup: CleanupArgs,
 
     /// Concurrent CSR reconciliations.
     #[arg(long, env = "CERTPAIR_WORKERS", default_value_t = 16,

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub signing_ca_problem: Family<ReasonLabels, Gauge>,
     pub leader: Gauge,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// CSRs of certpair's signer deleted by the cleanup, by `policy::cleanup::Cleanup`.
+    pub csrs_deleted: Family<ReasonLabels, Counter>,
     /// The admission webhook's managed CA and serving certificate.
     pub webhook_tls: TlsMetrics,
     /// The connector's, when certpair manages them.
@@ -206,6 +208,12 @@ impl Metrics {
             "Failed CSR reconciliations by error kind",
             reconcile_errors.clone(),
         );
+        let csrs_deleted = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "csrs_deleted",
+            "CSRs of certpair's signer deleted past their retention, by reason (expired, finished, pending)",
+            csrs_deleted.clone(),
+        );
         let webhook_tls = TlsMetrics::register(&mut registry, "webhook");
         let connector_tls = TlsMetrics::register(&mut registry, "connector");
         Self {
@@ -222,6 +230,7 @@ impl Metrics {
             signing_ca_problem,
             leader,
             reconcile_errors,
+            csrs_deleted,
         }
     }
 

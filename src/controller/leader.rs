@@ -12,7 +12,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{debug, info, warn};
 
-use super::{app_status, crl, csr, signing_ca, tokens};
+use super::{app_status, crl, csr, csr_cleanup, signing_ca, tokens};
 use crate::{
     api::{Application, FIELD_MANAGER, LEADER_LEASE},
     error::{Error, Result},
@@ -36,6 +36,8 @@ pub struct LeaderContext {
     pub streaming_lists: bool,
     /// A Normal Event per certificate issued.
     pub issued_events: bool,
+    /// Deletion of finished and stale CSRs (`--csr-cleanup`), when on.
+    pub cleanup: Option<csr_cleanup::Settings>,
     pub identity: String,
     pub lease_seconds: u64,
     pub metrics: Arc<Metrics>,
@@ -319,8 +321,15 @@ async fn lead(s: LeaderContext) {
         issued_events: s.issued_events,
     });
     let controller = csr::run(ctx, s.workers, s.streaming_lists, s.app_changes.clone());
+    let cleanup_task = async {
+        match s.cleanup.clone() {
+            Some(settings) => csr_cleanup::run(s.client.clone(), settings, s.metrics.clone()).await,
+            None => std::future::pending().await,
+        }
+    };
     info!(signer = %s.signer_name, "approving and signing");
     tokio::join!(
+        cleanup_task,
         ca_task,
         status_task,
         controller,

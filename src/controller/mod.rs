@@ -16,6 +16,7 @@ pub mod applications;
 pub mod cached_csr;
 pub mod crl;
 pub mod csr;
+pub mod csr_cleanup;
 pub mod leader;
 pub mod retries;
 pub mod signing_ca;
@@ -54,6 +55,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         connector,
         streaming_lists,
         issued_events,
+        cleanup,
         workers,
         log,
     } = args;
@@ -112,6 +114,14 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let (apps_synced_tx, apps_synced) = watch::channel(false);
     let identity = identity.unwrap_or_else(default_identity);
     let webhook_tls = webhook.map(|config| config.tls);
+    let cleanup_settings = cleanup.csr_cleanup.then(|| csr_cleanup::Settings {
+        signer_name: signer_name.clone(),
+        retention: crate::policy::cleanup::Retention {
+            finished: Duration::from_secs(cleanup.csr_finished_retention_seconds),
+            pending: Duration::from_secs(cleanup.csr_pending_retention_seconds),
+        },
+        interval: Duration::from_secs(cleanup.csr_cleanup_interval_seconds),
+    });
     let ctx = leader::LeaderContext {
         client: client.clone(),
         namespace: namespace.clone(),
@@ -122,6 +132,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         workers,
         streaming_lists,
         issued_events,
+        cleanup: cleanup_settings,
         identity: identity.clone(),
         lease_seconds: lease_duration_seconds,
         metrics: metrics.clone(),

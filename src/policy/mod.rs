@@ -17,6 +17,7 @@
 //! HTTP or the command line (`tests::no_layer_leaks` checks the imports of `pki` and `policy`).
 
 mod approval;
+pub mod cleanup;
 pub mod pairing;
 mod request;
 mod signing;

@@ -432,6 +432,8 @@ impl Cluster {
             .arg("-f")
             .arg(root.join("manifests/rbac.yaml"))
             .arg("-f")
+            .arg(root.join("manifests/csr-cleanup-policy.yaml"))
+            .arg("-f")
             .arg(root.join("manifests/webhook-policy.yaml")));
         assert!(out.status.success(), "applying manifests: {}", stderr(&out));
         // The policy's parameter with it: a ValidatingAdmissionPolicy whose parameter is
