@@ -1,8 +1,8 @@
 //! Deletes CSRs of certpair's signer that are done with (`policy::cleanup`: issued, denied or
 //! failed ones after a retention, undecided ones after a longer one, issued ones whose
 //! certificate expired): kube-controller-manager's CSR cleaner, for certpair's signer only.
-//! Leader only. Each pass lists the signer's CSRs in pages (a page of CSRs decoded without
-//! their request, annotations or managedFields is what it holds at once) and deletes each
+//! Leader only. Each pass lists the signer's CSRs in small pages (a page's body is what it
+//! holds at once; the CSRs are decoded without their request, annotations or managedFields) and deletes each
 //! candidate with its uid and resourceVersion as preconditions, so a CSR that changed since it
 //! was listed (approved meanwhile, or replaced under the same name) is left for the next pass.
 //! The Application's status counts issuances as they happen, so deleting CSRs changes none.
@@ -27,8 +27,10 @@ use crate::{
     telemetry::{Metrics, ReasonLabels},
 };
 
-/// CSRs listed per page.
-const PAGE: u32 = 100;
+/// CSRs listed per page. A page's response body is held whole while it is decoded, and anyone
+/// who may create CSRs can give each 256 KiB of annotations (the apiserver's cap): 25 of them
+/// are at most about 6 MiB, a hundred were 25 MiB.
+const PAGE: u32 = 25;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
