@@ -107,6 +107,47 @@ async fn bad_applications_are_refused_by_schema_validation() {
     }
 }
 
+/// Objects of a mebibyte are refused by the schema before anything is stored: every string in
+/// an Application's or a TokenRequest's spec has a bound (issue 12: what a hostile writer
+/// sends cannot make certpair's caches or the connector hold it).
+#[tokio::test]
+async fn one_mebibyte_applications_and_token_requests_are_refused_by_the_schema() {
+    let cluster = Cluster::connect().await;
+    cluster.ensure_crd().await;
+    let huge = "x".repeat(1024 * 1024);
+    let cases = [
+        (
+            serde_json::json!({
+                "apiVersion": "certpair.dev/v1alpha1", "kind": "Application",
+                "metadata": {"name": unique("huge")},
+                "spec": {"subject": {"organization": huge}},
+            }),
+            "spec.subject.organization",
+        ),
+        (
+            serde_json::json!({
+                "apiVersion": "certpair.dev/v1alpha1", "kind": "TokenRequest",
+                "metadata": {"name": unique("huge"), "namespace": "default"},
+                "spec": {"application": huge},
+            }),
+            "spec.application",
+        ),
+    ];
+    for (object, field) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("huge.json");
+        std::fs::write(&file, object.to_string()).expect("write");
+        let out = run(cluster.kubectl().args(["create", "-f"]).arg(&file));
+        let err = stderr(&out);
+        assert!(!out.status.success(), "a 1 MiB {field} was accepted");
+        assert!(
+            err.contains(field) && err.contains("Too long"),
+            "expected {field} Too long in: {}",
+            &err[..err.len().min(2000)]
+        );
+    }
+}
+
 /// The kustomize base and both overlays render, and the apiserver accepts every object in
 /// them (server dry run).
 #[tokio::test]
