@@ -46,26 +46,37 @@ impl DerefMut for CachedCsr {
     }
 }
 
-impl k8s_openapi::Resource for CachedCsr {
-    const API_VERSION: &'static str =
-        <CertificateSigningRequest as k8s_openapi::Resource>::API_VERSION;
-    const GROUP: &'static str = <CertificateSigningRequest as k8s_openapi::Resource>::GROUP;
-    const KIND: &'static str = <CertificateSigningRequest as k8s_openapi::Resource>::KIND;
-    const VERSION: &'static str = <CertificateSigningRequest as k8s_openapi::Resource>::VERSION;
-    const URL_PATH_SEGMENT: &'static str =
-        <CertificateSigningRequest as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-    type Scope = <CertificateSigningRequest as k8s_openapi::Resource>::Scope;
-}
+/// Makes a partial view of a CSR the same resource to the API as the CSR itself (kind, group,
+/// version, path), so `Api<$view>` lists, watches, patches and deletes CSRs and decodes them as
+/// `$view`. `$($meta).+` is the path to the view's `ObjectMeta`.
+macro_rules! csr_view {
+    ($view:ty, $($meta:tt).+) => {
+        impl k8s_openapi::Resource for $view {
+            const API_VERSION: &'static str =
+                <CertificateSigningRequest as k8s_openapi::Resource>::API_VERSION;
+            const GROUP: &'static str = <CertificateSigningRequest as k8s_openapi::Resource>::GROUP;
+            const KIND: &'static str = <CertificateSigningRequest as k8s_openapi::Resource>::KIND;
+            const VERSION: &'static str =
+                <CertificateSigningRequest as k8s_openapi::Resource>::VERSION;
+            const URL_PATH_SEGMENT: &'static str =
+                <CertificateSigningRequest as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+            type Scope = <CertificateSigningRequest as k8s_openapi::Resource>::Scope;
+        }
 
-impl k8s_openapi::Metadata for CachedCsr {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.0.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.0.metadata
-    }
+        impl k8s_openapi::Metadata for $view {
+            type Ty = ObjectMeta;
+            fn metadata(&self) -> &ObjectMeta {
+                &self.$($meta).+
+            }
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.$($meta).+
+            }
+        }
+    };
 }
+pub(crate) use csr_view;
+
+csr_view!(CachedCsr, 0.metadata);
 
 /// The JSON object, with only the fields read; serde skips the others (managedFields,
 /// annotations, labels, ...) without building them.
@@ -79,9 +90,10 @@ struct Wire {
     status: Option<WireStatus>,
 }
 
+/// The metadata a partial view of a CSR keeps: name, uid, resourceVersion, creation time.
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireMeta {
+pub(crate) struct WireMeta {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -90,6 +102,18 @@ struct WireMeta {
     resource_version: Option<String>,
     #[serde(default)]
     creation_timestamp: Option<Time>,
+}
+
+impl From<WireMeta> for ObjectMeta {
+    fn from(m: WireMeta) -> Self {
+        ObjectMeta {
+            name: m.name,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            creation_timestamp: m.creation_timestamp,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -135,13 +159,7 @@ impl<'de> Deserialize<'de> for CachedCsr {
             },
         });
         Ok(CachedCsr(CertificateSigningRequest {
-            metadata: ObjectMeta {
-                name: metadata.name,
-                uid: metadata.uid,
-                resource_version: metadata.resource_version,
-                creation_timestamp: metadata.creation_timestamp,
-                ..Default::default()
-            },
+            metadata: metadata.into(),
             spec,
             status,
         }))

@@ -22,6 +22,7 @@ use openssl::{asn1::Asn1Time, x509::X509};
 use serde::Deserialize;
 use tracing::{info, warn};
 
+use super::cached_csr::{WireMeta, csr_view};
 use crate::{
     policy::cleanup::{Cleanup, CsrState, Retention, cleanup},
     telemetry::{Metrics, ReasonLabels},
@@ -57,47 +58,16 @@ struct Condition {
     last_update_time: Option<Time>,
 }
 
-impl k8s_openapi::Resource for ListedCsr {
-    const API_VERSION: &'static str =
-        <CertificateSigningRequest as k8s_openapi::Resource>::API_VERSION;
-    const GROUP: &'static str = <CertificateSigningRequest as k8s_openapi::Resource>::GROUP;
-    const KIND: &'static str = <CertificateSigningRequest as k8s_openapi::Resource>::KIND;
-    const VERSION: &'static str = <CertificateSigningRequest as k8s_openapi::Resource>::VERSION;
-    const URL_PATH_SEGMENT: &'static str =
-        <CertificateSigningRequest as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-    type Scope = <CertificateSigningRequest as k8s_openapi::Resource>::Scope;
-}
-
-impl k8s_openapi::Metadata for ListedCsr {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+csr_view!(ListedCsr, metadata);
 
 impl<'de> Deserialize<'de> for ListedCsr {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         struct Wire {
             #[serde(default)]
-            metadata: Meta,
+            metadata: WireMeta,
             #[serde(default)]
             status: Option<Status>,
-        }
-        #[derive(Default, Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Meta {
-            #[serde(default)]
-            name: Option<String>,
-            #[serde(default)]
-            uid: Option<String>,
-            #[serde(default)]
-            resource_version: Option<String>,
-            #[serde(default)]
-            creation_timestamp: Option<Time>,
         }
         #[derive(Deserialize)]
         struct Status {
@@ -111,13 +81,7 @@ impl<'de> Deserialize<'de> for ListedCsr {
             .map(|s| (s.conditions.unwrap_or_default(), s.certificate))
             .unwrap_or_default();
         Ok(Self {
-            metadata: ObjectMeta {
-                name: metadata.name,
-                uid: metadata.uid,
-                resource_version: metadata.resource_version,
-                creation_timestamp: metadata.creation_timestamp,
-                ..Default::default()
-            },
+            metadata: metadata.into(),
             conditions,
             certificate,
         })
