@@ -131,7 +131,10 @@ fn not_after(pem: &[u8]) -> Option<i64> {
 /// Runs a cleanup pass every `settings.interval` until dropped.
 pub async fn run(client: Client, settings: Settings, metrics: Arc<Metrics>) {
     let api: Api<ListedCsr> = Api::all(client);
-    let mut ticks = tokio::time::interval(settings.interval);
+    // The first pass one interval after the term starts, not at once: a new leader lists and
+    // reconciles every CSR of the signer first.
+    let first = tokio::time::Instant::now() + settings.interval;
+    let mut ticks = tokio::time::interval_at(first, settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
