@@ -8,6 +8,8 @@
 #   hack/control-plane.sh down    stop exactly the processes `up` started
 #   hack/control-plane.sh status  say whether it runs, and where
 #   hack/control-plane.sh env     print `export KUBECONFIG=...` for a running control plane
+#   hack/control-plane.sh restart kube-apiserver|etcd [DOWN_SECONDS]
+#                                 stop one server, wait, start it again (fault tests)
 #
 # The pinned releases are the `require` lines of hack/tools/*/go.mod. Binaries are built from
 # the Go module proxy and also kept in $CERTPAIR_CACHE_DIR (default ~/.cache/certpair), so a
@@ -146,6 +148,99 @@ write_kubeconfig() {
   chmod 600 "$kc"
 }
 
+# Reads the ports `up` chose.
+read_ports() {
+  [[ -f "$state/ports" ]] || die "no $state/ports: start the control plane with: hack/control-plane.sh up"
+  read -r etcd_port peer_port api_port < "$state/ports"
+}
+
+start_etcd() {
+  read_ports
+  # setsid: the servers outlive this script and get no signals meant for its terminal.
+  # --unsafe-no-fsync: test state is thrown away anyway; fsync would dominate write latency.
+  setsid "$bin_dir/etcd" --name certpair-local --data-dir "$state/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "certpair-local=http://127.0.0.1:$peer_port" \
+    --unsafe-no-fsync --quota-backend-bytes 2147483648 --log-level warn \
+    >> "$state/logs/etcd.log" 2>&1 < /dev/null &
+  echo $! > "$state/etcd.pid"
+}
+
+# An audit log of the writes certpair's tests attribute to one process (CSR decisions,
+# certificates, deletions, Events): the fault tests read it to prove a frozen leader wrote
+# nothing after it resumed. Metadata level only, so it costs little.
+write_audit_policy() {
+  cat > "$state/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+    resources:
+      - group: certificates.k8s.io
+        resources: [certificatesigningrequests, certificatesigningrequests/approval, certificatesigningrequests/status]
+      - group: events.k8s.io
+        resources: [events]
+      - group: ""
+        resources: [events]
+  - level: None
+POLICY
+}
+
+start_apiserver() {
+  read_ports
+  setsid "$bin_dir/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$state/pki/apiserver.crt" --tls-private-key-file "$state/pki/apiserver.key" \
+    --client-ca-file "$state/pki/ca.crt" \
+    --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$state/pki/sa.pub" \
+    --service-account-signing-key-file "$state/pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --endpoint-reconciler-type none \
+    --profiling=false \
+    --audit-policy-file "$state/audit-policy.yaml" \
+    --audit-log-path "$state/logs/audit.log" --audit-log-maxsize 200 --audit-log-maxbackup 1 \
+    --v 1 \
+    >> "$state/logs/kube-apiserver.log" 2>&1 < /dev/null &
+  echo $! > "$state/kube-apiserver.pid"
+}
+
+# Waits (bounded) until the apiserver answers /readyz.
+wait_ready() {
+  local deadline=$((SECONDS + 120))
+  until "$bin_dir/kubectl" --kubeconfig "$state/admin.kubeconfig" get --raw /readyz >/dev/null 2>&1; do
+    if ! alive etcd; then tail -n 20 "$state/logs/etcd.log" >&2; die "etcd exited; log: $state/logs/etcd.log"; fi
+    if ! alive kube-apiserver; then
+      tail -n 20 "$state/logs/kube-apiserver.log" >&2
+      die "kube-apiserver exited; log: $state/logs/kube-apiserver.log"
+    fi
+    if (( SECONDS > deadline )); then
+      stop_all quiet
+      die "kube-apiserver was not ready within 120s; logs in $state/logs/"
+    fi
+    sleep 0.5
+  done
+}
+
+# A fault for the tests: stops one server (SIGTERM, as a node drain or crash loop would),
+# keeps it down for DOWN seconds, starts it again on the same ports and data, and returns
+# once the apiserver is ready again. Clients see refused connections, then a fresh server.
+restart() {
+  local name=$1 down=${2:-0}
+  case "$name" in kube-apiserver|etcd) ;; *) die "restart: kube-apiserver or etcd, not '$name'" ;; esac
+  running || die "not running; start it with: hack/control-plane.sh up"
+  stop_one "$name"
+  sleep "$down"
+  "start_${name//kube-/}"
+  wait_ready
+  log "restarted $name after ${down}s down"
+}
+
 up() {
   if running; then
     log "already running ($(cat "$state/endpoint"))"
@@ -163,49 +258,16 @@ up() {
 
   local etcd_port peer_port api_port
   etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
-
-  # setsid: the servers outlive this script and get no signals meant for its terminal.
-  # --unsafe-no-fsync: test state is thrown away anyway; fsync would dominate write latency.
-  setsid "$bin_dir/etcd" --name certpair-local --data-dir "$state/etcd" \
-    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "certpair-local=http://127.0.0.1:$peer_port" \
-    --unsafe-no-fsync --quota-backend-bytes 2147483648 --log-level warn \
-    > "$state/logs/etcd.log" 2>&1 < /dev/null &
-  echo $! > "$state/etcd.pid"
-
-  setsid "$bin_dir/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --tls-cert-file "$state/pki/apiserver.crt" --tls-private-key-file "$state/pki/apiserver.key" \
-    --client-ca-file "$state/pki/ca.crt" \
-    --authorization-mode RBAC \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$state/pki/sa.pub" \
-    --service-account-signing-key-file "$state/pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 \
-    --endpoint-reconciler-type none \
-    --profiling=false \
-    --v 1 \
-    > "$state/logs/kube-apiserver.log" 2>&1 < /dev/null &
-  echo $! > "$state/kube-apiserver.pid"
+  # Kept so `restart` starts a server again on the same ports, with the same data and PKI.
+  printf '%s %s %s\n' "$etcd_port" "$peer_port" "$api_port" > "$state/ports"
+  write_audit_policy
+  start_etcd
+  start_apiserver
   echo "https://127.0.0.1:$api_port" > "$state/endpoint"
 
   write_kubeconfig "$api_port"
 
-  local deadline=$((SECONDS + 120))
-  until "$bin_dir/kubectl" --kubeconfig "$state/admin.kubeconfig" get --raw /readyz >/dev/null 2>&1; do
-    if ! alive etcd; then tail -n 20 "$state/logs/etcd.log" >&2; die "etcd exited; log: $state/logs/etcd.log"; fi
-    if ! alive kube-apiserver; then
-      tail -n 20 "$state/logs/kube-apiserver.log" >&2
-      die "kube-apiserver exited; log: $state/logs/kube-apiserver.log"
-    fi
-    if (( SECONDS > deadline )); then
-      stop_all quiet
-      die "kube-apiserver was not ready within 120s; logs in $state/logs/"
-    fi
-    sleep 0.5
-  done
+  wait_ready
   log "ready at https://127.0.0.1:$api_port ($k8s_version); logs in $state/logs/"
   print_env
 }
@@ -242,7 +304,8 @@ case "${1:-}" in
   build-kcm) build_kcm ;;
   up) up ;;
   down) stop_all ;;
+  restart) shift; restart "$@" ;;
   status) status ;;
   env) running || die "not running; start it with: hack/control-plane.sh up"; print_env ;;
-  *) echo "usage: $0 build|up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 build|build-kcm|up|down|status|env|restart NAME [DOWN_SECONDS]" >&2; exit 2 ;;
 esac

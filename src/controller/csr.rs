@@ -35,7 +35,10 @@ use super::{
 };
 use crate::{
     api::{Application, FIELD_MANAGER},
-    k8s::events::{Kind, Publisher},
+    k8s::{
+        events::{Kind, Publisher},
+        fence::{Fence, NotLeading},
+    },
     pki::{authority::LeafRequest, csr::parse_pem, now_unix},
     policy::{
         self, ApplicationRules, CheckedRequest, Decision, Defaults, Denial, Facts, RequestSpec,
@@ -57,6 +60,8 @@ pub struct Context {
     pub access: AccessCache,
     /// Publish an `Issued` Event per certificate (`--issued-events`).
     pub issued_events: bool,
+    /// Checked right before each write: see [`Fence`].
+    pub fence: Fence,
 }
 
 /// SubjectAccessReview answers that allowed a requester to `request` an Application, kept for
@@ -161,6 +166,8 @@ pub enum Error {
     Encode(#[from] serde_json::Error),
     #[error("the cached CSR has no resourceVersion to make the write conditional on")]
     NoResourceVersion,
+    #[error(transparent)]
+    NotLeading(#[from] NotLeading),
 }
 
 /// What kind of failure an [`Error`] is: how [`error_policy`] retries it, and its metric label.
@@ -172,6 +179,8 @@ pub enum ErrorKind {
     NoCa,
     Sign,
     Encode,
+    /// The write fence was closed: the term is ending.
+    NotLeading,
 }
 
 impl ErrorKind {
@@ -183,6 +192,7 @@ impl ErrorKind {
             Self::NoCa => "no_ca",
             Self::Sign => "sign",
             Self::Encode => "encode",
+            Self::NotLeading => "not_leading",
         }
     }
 }
@@ -195,6 +205,7 @@ impl Error {
             Self::NoCa => ErrorKind::NoCa,
             Self::Sign(_) => ErrorKind::Sign,
             Self::Encode(_) | Self::NoResourceVersion => ErrorKind::Encode,
+            Self::NotLeading(_) => ErrorKind::NotLeading,
         }
     }
 }
@@ -478,6 +489,7 @@ async fn sign(
         "metadata": { "resourceVersion": resource_version(&csr)? },
         "status": { "certificate": ByteString(issued.chain_pem) },
     });
+    ctx.fence.check()?;
     let written = Api::<CachedCsr>::all(ctx.client.clone())
         .patch_status(&csr.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await?;
@@ -566,6 +578,7 @@ async fn set_condition(
         "metadata": { "resourceVersion": resource_version },
         "status": { "conditions": conditions },
     });
+    ctx.fence.check()?;
     let written = Api::<CachedCsr>::all(ctx.client.clone())
         .patch_subresource(
             subresource,
@@ -664,6 +677,8 @@ pub fn error_policy(csr: Arc<CachedCsr>, err: &Error, ctx: Arc<Context>) -> Acti
     match kind {
         ErrorKind::Conflict => Action::requeue(Duration::from_millis(200)),
         ErrorKind::NoCa => Action::requeue(Duration::from_secs(1)),
+        // The term is being stopped; if leadership is confirmed again first, go on shortly.
+        ErrorKind::NotLeading => Action::requeue(Duration::from_secs(1)),
         ErrorKind::Api | ErrorKind::Sign | ErrorKind::Encode => {
             let delay = ctx.retries.failed(&retry_key(&csr));
             warn!(csr = %csr.name_any(), error = %err, retry_in = ?delay, "reconciling CSR failed");

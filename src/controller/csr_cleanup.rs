@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use super::cached_csr::{WireMeta, csr_view};
 use crate::{
+    k8s::fence::Fence,
     policy::cleanup::{Cleanup, CsrState, Retention, cleanup},
     telemetry::{Metrics, ReasonLabels},
 };
@@ -129,7 +130,7 @@ fn not_after(pem: &[u8]) -> Option<i64> {
 }
 
 /// Runs a cleanup pass every `settings.interval` until dropped.
-pub async fn run(client: Client, settings: Settings, metrics: Arc<Metrics>) {
+pub async fn run(client: Client, settings: Settings, metrics: Arc<Metrics>, fence: Fence) {
     let api: Api<ListedCsr> = Api::all(client);
     // The first pass one interval after the term starts, not at once: a new leader lists and
     // reconciles every CSR of the signer first.
@@ -138,7 +139,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Arc<Metrics>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(e) = pass(&api, &settings, &metrics).await {
+        if let Err(e) = pass(&api, &settings, &metrics, &fence).await {
             warn!(error = %e, "CSR cleanup pass failed; trying again at the next interval");
         }
     }
@@ -149,6 +150,7 @@ async fn pass(
     api: &Api<ListedCsr>,
     settings: &Settings,
     metrics: &Metrics,
+    fence: &Fence,
 ) -> Result<(), kube::Error> {
     let now = crate::pki::now_unix();
     let mut params = ListParams::default()
@@ -161,6 +163,9 @@ async fn pass(
             let Some(reason) = cleanup(csr.state(), now, settings.retention) else {
                 continue;
             };
+            fence
+                .check()
+                .map_err(|e| kube::Error::Service(Box::new(e)))?;
             if delete(api, csr).await? {
                 *deleted.entry(reason.as_str()).or_default() += 1;
                 metrics

@@ -16,7 +16,7 @@ use super::{app_status, crl, csr, csr_cleanup, signing_ca, tokens};
 use crate::{
     api::{Application, FIELD_MANAGER, LEADER_LEASE},
     error::{Error, Result},
-    k8s::{events::Publisher, post_params},
+    k8s::{events::Publisher, fence::Fence, post_params},
     managed_tls::{self, ManagedTls},
     policy::Defaults,
     telemetry::Metrics,
@@ -76,6 +76,7 @@ pub async fn elect_and_lead(ctx: LeaderContext) -> Result<()> {
     // would both act for a moment.
     let _manager_task = AbortOnDrop(manager_task);
     let (confirmed_tx, mut confirmed) = watch::channel(false);
+    let fence = Fence::default();
     let check_now = Arc::new(tokio::sync::Notify::new());
     let _confirm_task = AbortOnDrop(tokio::spawn(confirm_lease(
         ctx.client.clone(),
@@ -88,6 +89,7 @@ pub async fn elect_and_lead(ctx: LeaderContext) -> Result<()> {
         lease_check_interval(lease_seconds),
         check_now.clone(),
         confirmed_tx,
+        fence.clone(),
     )));
     let mut term: Option<AbortOnDrop<()>> = None;
     loop {
@@ -101,7 +103,7 @@ pub async fn elect_and_lead(ctx: LeaderContext) -> Result<()> {
             (true, false) => {
                 info!(identity = %ctx.identity, "became leader");
                 ctx.metrics.leader.set(1);
-                term = Some(AbortOnDrop(tokio::spawn(lead(ctx.clone()))));
+                term = Some(AbortOnDrop(tokio::spawn(lead(ctx.clone(), fence.clone()))));
             }
             (false, true) => {
                 warn!(identity = %ctx.identity, lease_manager_says_held = holds, "lost leadership (or cannot confirm it); stopping approval and signing");
@@ -142,6 +144,8 @@ pub async fn elect_and_lead(ctx: LeaderContext) -> Result<()> {
 /// check reads the Lease every `every`: held and renewed less than `duration - every` ago
 /// confirms; another holder or an older renewal denies at once; failed reads deny once the
 /// last confirmation is that old. So this replica stops acting by the time its Lease expires.
+/// The same deadline opens `fence`, which every leader write checks: a process frozen past it
+/// resumes unable to write, before this check has run again.
 async fn confirm_lease(
     client: Client,
     namespace: String,
@@ -149,6 +153,7 @@ async fn confirm_lease(
     every: Duration,
     check_now: Arc<tokio::sync::Notify>,
     confirmed: watch::Sender<bool>,
+    fence: Fence,
 ) {
     let leases: Api<Lease> = Api::namespaced(client, &namespace);
     let mut last_confirmed: Option<(tokio::time::Instant, Duration)> = None;
@@ -184,13 +189,17 @@ async fn confirm_lease(
                 let ours = spec.holder_identity.as_deref() == Some(identity.as_str());
                 match age {
                     Some(age) if ours && age < duration.saturating_sub(every) => {
-                        last_confirmed = Some((now.checked_sub(age).unwrap_or(now), duration));
+                        let renewed = now.checked_sub(age).unwrap_or(now);
+                        last_confirmed = Some((renewed, duration));
+                        // `now` was taken before the read: the deadline errs early.
+                        fence.open_until((renewed + duration.saturating_sub(every)).into_std());
                         true
                     }
                     _ => {
                         // Denied by what the apiserver shows: a later failed read must not
                         // fall back on an older confirmation.
                         last_confirmed = None;
+                        fence.close();
                         false
                     }
                 }
@@ -200,6 +209,7 @@ async fn confirm_lease(
                     now - renewed < duration.saturating_sub(every)
                 });
                 debug!(error = %e, still_confirmed = still, "reading the leader Lease failed");
+                // The fence keeps the last confirmation's deadline, which is exactly `still`.
                 still
             }
         };
@@ -224,7 +234,7 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// The leader's work: the signing CA, the CSR approver/signer and Application status.
-async fn lead(s: LeaderContext) {
+async fn lead(s: LeaderContext, fence: Fence) {
     // Decide nothing before every Application is known: with an empty cache a fresh leader
     // would deny pending requests as UnknownApplication.
     let mut synced = s.apps_synced.clone();
@@ -242,7 +252,7 @@ async fn lead(s: LeaderContext) {
         },
         ca.clone(),
         s.metrics.clone(),
-        Publisher::new(s.client.clone(), s.identity.clone()),
+        Publisher::new(s.client.clone(), s.identity.clone()).fenced(fence.clone()),
     );
     // Part of this term's work, so it stops with the term (a spawned task would outlive it).
     let webhook_task = async {
@@ -253,7 +263,7 @@ async fn lead(s: LeaderContext) {
                     tls,
                     s.tls_check_interval,
                     &s.metrics.webhook_tls,
-                    Publisher::new(s.client.clone(), s.identity.clone()),
+                    Publisher::new(s.client.clone(), s.identity.clone()).fenced(fence.clone()),
                 )
                 .await
             }
@@ -268,7 +278,7 @@ async fn lead(s: LeaderContext) {
                     tls,
                     s.tls_check_interval,
                     &s.metrics.connector_tls,
-                    Publisher::new(s.client.clone(), s.identity.clone()),
+                    Publisher::new(s.client.clone(), s.identity.clone()).fenced(fence.clone()),
                 )
                 .await
             }
@@ -308,7 +318,7 @@ async fn lead(s: LeaderContext) {
     let status_task = app_status::run(s.client.clone(), s.apps.clone(), issued_rx);
     let ctx = Arc::new(csr::Context {
         client: s.client.clone(),
-        events: Publisher::new(s.client.clone(), s.identity.clone()),
+        events: Publisher::new(s.client.clone(), s.identity.clone()).fenced(fence.clone()),
         metrics: s.metrics.clone(),
         apps: s.apps.clone(),
         ca,
@@ -319,11 +329,14 @@ async fn lead(s: LeaderContext) {
         finished: csr::Finished::default(),
         access: csr::AccessCache::default(),
         issued_events: s.issued_events,
+        fence: fence.clone(),
     });
     let controller = csr::run(ctx, s.workers, s.streaming_lists, s.app_changes.clone());
     let cleanup_task = async {
         match s.cleanup.clone() {
-            Some(settings) => csr_cleanup::run(s.client.clone(), settings, s.metrics.clone()).await,
+            Some(settings) => {
+                csr_cleanup::run(s.client.clone(), settings, s.metrics.clone(), fence.clone()).await
+            }
             None => std::future::pending().await,
         }
     };

@@ -17,6 +17,8 @@ use kube::{
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+
+use super::fence::Fence;
 use tracing::warn;
 
 /// Normal or Warning, as `kubectl describe` shows them.
@@ -32,6 +34,9 @@ pub struct Publisher {
     instance: String,
     /// Events being written in the background ([`Publisher::report_soon`]).
     in_flight: Arc<Semaphore>,
+    /// The leader's write fence, for a publisher of the leader's work: an Event queued
+    /// before a freeze is not written after it.
+    fence: Option<Fence>,
 }
 
 /// Events written in the background at once; a caller beyond that waits for one to finish,
@@ -47,7 +52,14 @@ impl Publisher {
             client,
             instance,
             in_flight: Arc::new(Semaphore::new(EVENTS_IN_FLIGHT)),
+            fence: None,
         }
+    }
+
+    /// This publisher writes only while `fence` is open.
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     pub async fn publish(
@@ -93,6 +105,11 @@ impl Publisher {
             reporting_instance: Some(self.instance.clone()),
             ..Default::default()
         };
+        if let Some(fence) = &self.fence {
+            fence
+                .check()
+                .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        }
         Api::<Event>::namespaced(self.client.clone(), &namespace)
             .create(&PostParams::default(), &event)
             .await?;

@@ -2,6 +2,7 @@
 //! watching one object by name, certpair's labels, Secrets' values, and Events.
 
 pub mod events;
+pub mod fence;
 
 use std::{collections::BTreeMap, fmt::Debug};
 
