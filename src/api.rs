@@ -374,6 +374,12 @@ pub struct TokenRequestStatus {
     /// the token is told why it no longer works).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_hash: Option<String>,
+    /// SHA-256 (hex) of the token `signingRequests/info` redeemed. Until a CSR is claimed,
+    /// a retry with it is answered again with a fresh certificate token: the first answer
+    /// may have been lost on the way (a connector replica that died before the client read
+    /// it), and the certificate token existed only in that answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info_token_hash: Option<String>,
     /// What the current token is good for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<TokenStep>,

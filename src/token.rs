@@ -21,6 +21,21 @@ pub fn generate() -> Result<String, TokenError> {
     Ok(URL_SAFE.encode(bytes))
 }
 
+/// The certificate token that `signingRequests/info` hands out for `info_token`: HMAC-SHA512
+/// keyed with the info token over `context` (the TokenRequest's uid), as a token. The same
+/// info token always gets the same certificate token, so the answer can be given again when
+/// the first was lost on the way, without storing the certificate token anywhere; without
+/// the info token (64 random bytes) it cannot be computed.
+pub fn derive(info_token: &str, context: &str) -> Result<String, TokenError> {
+    use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
+    let key = PKey::hmac(info_token.as_bytes())?;
+    let mut mac = Signer::new(MessageDigest::sha512(), &key)?;
+    mac.update(b"certpair certificate token\0")?;
+    mac.update(context.as_bytes())?;
+    let bytes = mac.sign_to_vec()?;
+    Ok(URL_SAFE.encode(bytes))
+}
+
 /// What is stored of a token: SHA-256, hex.
 pub fn hash(token: &str) -> String {
     sha256_hex(token.as_bytes())
@@ -64,5 +79,19 @@ mod tests {
         assert!(!matches("", &a));
         assert!(!well_formed("short"));
         assert!(!well_formed(&format!("{}%", &a[1..])));
+    }
+
+    #[test]
+    fn derived_tokens_are_stable_well_formed_and_depend_on_both_inputs() {
+        let info = generate().expect("token");
+        let next = derive(&info, "uid-1").expect("derive");
+        assert!(well_formed(&next), "{next}");
+        assert_eq!(next, derive(&info, "uid-1").expect("derive"), "stable");
+        assert_ne!(next, derive(&info, "uid-2").expect("derive"));
+        assert_ne!(
+            next,
+            derive(&generate().expect("token"), "uid-1").expect("derive")
+        );
+        assert_ne!(next, info);
     }
 }

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use super::{
     ConnectorError,
     issuance::{self, Issuer, NewCsr, Outcome},
-    tokens::{Tokens, expire_after},
+    tokens::{Tokens, answered_again, expire_after},
 };
 use crate::{
     api::{
@@ -226,11 +226,18 @@ impl Service {
         let token = token.unwrap_or_default();
         let application = tr.spec.application.clone();
         let csr = self.csr_info(&application)?;
-        let next = token::generate().map_err(internal)?;
+        // Derived from the info token, so a retry after a lost answer gets the same one.
+        let next = token::derive(token, &tr.uid().unwrap_or_default()).map_err(internal)?;
         let next_hash = token::hash(&next);
+        let info_hash = token::hash(token);
         let ttl = tr.spec.ttl_seconds;
         self.tokens
-            .redeem(&tr, token, TokenStep::Info, |_| {
+            .redeem(&tr, token, TokenStep::Info, |current| {
+                // Answered before (the answer was lost, or a concurrent call won): the same
+                // certificate token again, and nothing to write.
+                if answered_again(current, &info_hash, TokenStep::Info) {
+                    return None;
+                }
                 let until = expire_after(ttl);
                 Some(json!({
                     "state": TokenState::Ready.as_str(),
@@ -239,6 +246,7 @@ impl Service {
                     // It carries the first token, now used.
                     "url": null,
                     "tokenHash": next_hash,
+                    "infoTokenHash": info_hash,
                     "expireAfter": until,
                     "message": format!("signingRequests/info answered; the certificate token is good until {}", until.0),
                 }))

@@ -62,14 +62,7 @@ impl Tokens {
         }
         let hash = token::hash(token);
         // Every candidate is compared in constant time.
-        let lookup = || {
-            self.store.find(|tr| {
-                tr.status
-                    .as_ref()
-                    .and_then(|s| s.token_hash.as_deref())
-                    .is_some_and(|h| token::same_hash(h, &hash))
-            })
-        };
+        let lookup = || self.store.find(|tr| holds(tr, &hash, step));
         let mut found = lookup();
         // A token handed out by another replica a moment ago may not have reached this
         // replica's cache yet (a watch event takes milliseconds): look again briefly before
@@ -84,7 +77,7 @@ impl Tokens {
         let Some(tr) = found else {
             return Err(ConnectorError::InvalidToken(None));
         };
-        usable(&tr, step)?;
+        usable(&tr, &hash, step)?;
         Ok(tr)
     }
 
@@ -121,17 +114,12 @@ impl Tokens {
                         return Err(ConnectorError::InvalidToken(None));
                     };
                     let hash = token::hash(token);
-                    let still_ours = fresh
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.token_hash.as_deref())
-                        .is_some_and(|h| token::same_hash(h, &hash));
-                    if !still_ours {
+                    if !holds(&fresh, &hash, step) {
                         return Err(ConnectorError::InvalidToken(Some(
                             "It has been used.".into(),
                         )));
                     }
-                    usable(&fresh, step)?;
+                    usable(&fresh, &hash, step)?;
                     current = fresh;
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {
@@ -183,14 +171,54 @@ impl Tokens {
     }
 }
 
+/// Whether `hash` is the current token of `tr`, or, for `signingRequests/info`, the info
+/// token it already answered while no CSR has been claimed (see [`answered_again`]). Each
+/// comparison is constant-time.
+fn holds(tr: &TokenRequest, hash: &str, step: TokenStep) -> bool {
+    let Some(status) = tr.status.as_ref() else {
+        return false;
+    };
+    status
+        .token_hash
+        .as_deref()
+        .is_some_and(|h| token::same_hash(h, hash))
+        || answered_again(tr, hash, step)
+}
+
+/// A second `signingRequests/info` with the info token already redeemed, before any CSR was
+/// claimed: the client may never have received the first answer (the replica died, the
+/// connection dropped), and the certificate token is not stored anywhere. It is answered
+/// again with the same certificate token ([`crate::token::derive`]) and nothing is written:
+/// the expiry stays the first answer's, so retries never extend a token's life. Once a CSR
+/// is claimed, the key is fixed and the info token is used up.
+pub fn answered_again(tr: &TokenRequest, hash: &str, step: TokenStep) -> bool {
+    let Some(status) = tr.status.as_ref() else {
+        return false;
+    };
+    step == TokenStep::Info
+        && status.state == Some(TokenState::Ready)
+        && status.step == Some(TokenStep::Certificate)
+        && status.certificate_signing_request.is_none()
+        && status
+            .info_token_hash
+            .as_deref()
+            .is_some_and(|h| token::same_hash(h, hash))
+}
+
 /// Good now for `step`: Ready and not expired (whatever the controller has written yet: the
 /// connector never relies on it being on time). Once a certificate token has claimed a CSR,
 /// expiry and use no longer end it: the holder of the key in that CSR may fetch its
 /// certificate again (a response lost on the way, a retry after the CSR was slow to sign).
-fn usable(tr: &TokenRequest, step: TokenStep) -> Result<(), ConnectorError> {
+fn usable(tr: &TokenRequest, hash: &str, step: TokenStep) -> Result<(), ConnectorError> {
     let Some(status) = tr.status.as_ref() else {
         return Err(ConnectorError::InvalidToken(None));
     };
+    if answered_again(tr, hash, step) {
+        return match status.expire_after.as_ref() {
+            Some(after) if Timestamp::now() >= after.0 => Err(expired(Some(after))),
+            _ => Ok(()),
+        };
+    }
     if status.step == Some(step) || status.state == Some(TokenState::Used) {
         let claimed =
             step == TokenStep::Certificate && status.certificate_signing_request.is_some();

@@ -376,11 +376,13 @@ async fn graphql_bad_input_is_a_specific_error_and_issues_nothing() {
         .as_str()
         .expect("token")
         .to_owned();
-    // Used token.
-    expect(
-        graphql(&endpoint, CONFIGURATION, &["-H", &with_token]),
-        "INVALID_TOKEN",
-        "Invalid token.",
+    // Asked again before any CSR is claimed (an answer lost on the way): the same signing
+    // token, nothing new.
+    let reply = graphql(&endpoint, CONFIGURATION, &["-H", &with_token]);
+    assert_eq!(
+        result_of(&reply)["token"]["token"].as_str(),
+        Some(signing_token.as_str()),
+        "the configuration is answered again with the same signing token"
     );
     let with_signing = token_header(&signing_token);
 
@@ -426,7 +428,12 @@ async fn graphql_bad_input_is_a_specific_error_and_issues_nothing() {
     let good = compass_key_and_csr(&dir, "good", &subject, 2048);
     let reply = graphql(&endpoint, &sign_mutation(&good), &["-H", &with_signing]);
     save_result(&dir, "good", &result_of(&reply));
-    // And is used now.
+    // And is used now, and so is the one-time token that led to it.
+    expect(
+        graphql(&endpoint, CONFIGURATION, &["-H", &with_token]),
+        "INVALID_TOKEN",
+        "Invalid token.",
+    );
     let again = compass_key_and_csr(&dir, "again", &subject, 2048);
     expect(
         graphql(&endpoint, &sign_mutation(&again), &["-H", &with_signing]),

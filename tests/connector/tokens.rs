@@ -124,9 +124,10 @@ async fn token_refusals_use_kymas_messages_and_the_token_request_shows_why() {
     );
 }
 
-/// 50 clients race with one token, alternating between the two replicas: exactly one gets
-/// the CSR info; then 50 race with the certificate token, each with its own key: exactly one
-/// gets a certificate.
+/// 50 clients race with one token, alternating between the two replicas: the info answer is
+/// idempotent, so all that get it get the same certificate token (it is derived from the info
+/// token: a client whose answer was lost asks again); then 50 race with the certificate
+/// token, each with its own key: exactly one gets a certificate.
 #[tokio::test]
 async fn fifty_concurrent_redemptions_over_two_replicas_give_one_success() {
     let s = setup();
@@ -144,16 +145,31 @@ async fn fifty_concurrent_redemptions_over_two_replicas_give_one_success() {
         (reply.code, reply.body)
     });
     let winners: Vec<_> = codes.iter().filter(|(c, _)| *c == 200).collect();
-    assert_eq!(winners.len(), 1, "{codes:?}");
+    assert!(!winners.is_empty(), "{codes:?}");
     assert!(
         codes.iter().all(|(c, _)| *c == 200 || *c == 403),
         "{codes:?}"
     );
-    let csr_url = serde_json::from_str::<Value>(&winners[0].1).expect("json")["csrUrl"]
-        .as_str()
-        .expect("csrUrl")
-        .to_owned();
-    let cert_token = csr_url.split("token=").nth(1).expect("token").to_owned();
+    let cert_tokens: std::collections::BTreeSet<String> = winners
+        .iter()
+        .map(|(_, body)| {
+            let csr_url = serde_json::from_str::<Value>(body).expect("json")["csrUrl"]
+                .as_str()
+                .expect("csrUrl")
+                .to_owned();
+            csr_url.split("token=").nth(1).expect("token").to_owned()
+        })
+        .collect();
+    assert_eq!(
+        cert_tokens.len(),
+        1,
+        "one certificate token: {cert_tokens:?}"
+    );
+    let cert_token = cert_tokens.into_iter().next().expect("token");
+    eprintln!(
+        "{} of 50 info calls answered, all with one certificate token",
+        winners.len()
+    );
 
     let bodies: Vec<String> = (0..50)
         .map(|_| {
