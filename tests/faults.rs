@@ -108,6 +108,7 @@ async fn burst_through_restart(server: &'static str, down_seconds: u32) {
     burst
         .assert_exactly_one_certificate_each(&cluster.client)
         .await;
+    burst.delete_all(&cluster.client).await;
     // Signed once each: the controller's own count moved by exactly the burst.
     let after = issued_total(&controller);
     assert_eq!(
@@ -264,4 +265,5 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_when_it_resumes() {
     burst
         .assert_exactly_one_certificate_each(&cluster.client)
         .await;
+    burst.delete_all(&cluster.client).await;
 }

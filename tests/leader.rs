@@ -58,4 +58,5 @@ async fn burst_survives_leader_death_with_exactly_one_certificate_each() {
     burst
         .assert_exactly_one_certificate_each(&cluster.client)
         .await;
+    burst.delete_all(&cluster.client).await;
 }

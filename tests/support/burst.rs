@@ -156,6 +156,19 @@ impl Burst {
         }
     }
 
+    /// Deletes the burst's CSRs: thousands left behind would slow every later controller's
+    /// start (its initial list) in this test run.
+    pub async fn delete_all(&self, admin: &Client) {
+        let api: Api<CertificateSigningRequest> = Api::all(admin.clone());
+        let selector = format!("{BATCH_LABEL}={}", self.batch);
+        api.delete_collection(
+            &kube::api::DeleteParams::default(),
+            &ListParams::default().labels(&selector),
+        )
+        .await
+        .expect("delete the burst");
+    }
+
     /// Exactly one certificate each: every CSR carries one leaf for its own key, and no serial
     /// appears twice (a second signing would have had to replace a certificate).
     pub async fn assert_exactly_one_certificate_each(&self, admin: &Client) {

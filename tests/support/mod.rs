@@ -7,7 +7,10 @@
 //!   `system:masters`, so RBAC and the CSR admission plugins really apply.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod audit;
+pub mod burst;
 pub mod csr;
+pub mod failover;
 pub mod flood;
 pub mod webhook;
 
@@ -390,6 +393,9 @@ pub struct ControllerProcess {
     child: std::process::Child,
     pub http_addr: String,
     pub log_file: PathBuf,
+    /// The ServiceAccount token it runs with: its `jti` names this process in the apiserver's
+    /// audit log (see [`audit`]).
+    pub token: Option<String>,
 }
 
 impl Cluster {
@@ -587,6 +593,7 @@ impl Cluster {
             child,
             http_addr,
             log_file,
+            token: identity.token.clone(),
         };
         let addr = process.http_addr.clone();
         let patience = if wrapper.is_empty() { 30 } else { 300 };
