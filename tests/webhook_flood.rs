@@ -1,8 +1,14 @@
-//! The webhook under a flood of slow large bodies: 500 concurrent clients each send all but
-//! the last byte of a 1 MiB body and reconnect when dropped, for 45 s. The webhook's memory
-//! stays bounded (peak RSS under half the Deployment's 256 MiB limit), and a `kubectl create`
-//! of a CSR during the flood is still answered through the apiserver. Its own binary: it
-//! installs the webhook configuration and loads the machine for 45 s.
+//! The webhook under floods, each answered through the apiserver meanwhile:
+//!
+//! - slow large bodies: 500 concurrent clients each send all but the last byte of a 1 MiB body
+//!   and reconnect when dropped, for 45 s. The webhook's memory stays bounded (peak RSS under
+//!   half the Deployment's 256 MiB limit), and a `kubectl create` of a CSR during the flood is
+//!   still answered through the apiserver;
+//! - 1,000 idle connections (half after a TLS handshake, half before) held and renewed for
+//!   30 s: every `kubectl create` made meanwhile is admitted.
+//!
+//! Its own binary: it installs the webhook configuration and loads the machine; its tests take
+//! turns.
 
 mod support;
 
@@ -15,6 +21,11 @@ use support::{
 };
 
 const CLIENTS: usize = 500;
+const IDLE_CLIENTS: usize = 1000;
+const IDLE_FLOOD: Duration = Duration::from_secs(30);
+
+/// Each test installs the webhook and floods it: one at a time.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const FLOOD: Duration = Duration::from_secs(45);
 
 /// The number of clients: 500, or CERTPAIR_FLOOD_CLIENTS to explore (the bound is asserted
@@ -30,6 +41,7 @@ const PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
 
 #[tokio::test]
 async fn a_flood_of_large_bodies_neither_exhausts_memory_nor_blocks_admission() {
+    let _turn = TURN.lock().await;
     let cluster = Cluster::connect().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, _installed, controller) = support::webhook::serve(&cluster, dir.path(), &[]).await;
@@ -92,6 +104,82 @@ async fn a_flood_of_large_bodies_neither_exhausts_memory_nor_blocks_admission() 
     assert!(
         flooded.handshakes >= clients() as u64,
         "the flood reached the webhook: {flooded:?}"
+    );
+    assert!(
+        peak < PEAK_RSS_LIMIT_KIB,
+        "peak RSS {peak} KiB is over half the 256 MiB limit"
+    );
+}
+
+/// Slowloris: idle connections hold the webhook's connection slots (each until the head
+/// timeout, or the TLS handshake timeout before that), and are opened again at once. The
+/// apiserver's reviews still get through: its connection is kept alive across the flood.
+#[tokio::test]
+async fn a_thousand_idle_connections_do_not_stop_admission() {
+    let _turn = TURN.lock().await;
+    let cluster = Cluster::connect().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, _installed, controller) = support::webhook::serve(&cluster, dir.path(), &[]).await;
+    let app = unique("idle");
+    application(&cluster.client, &app, None).await;
+    let who = requester(&cluster, Some(&app)).await;
+    let create = |label: &str| {
+        let name = unique(label);
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, manifest(&name, &csr_pem(&ec_key(), &app, &["Acme"])))
+            .expect("write");
+        support::run(who.kubectl().args(["create", "-f"]).arg(&file))
+    };
+    support::poll(
+        "admission through the webhook",
+        Duration::from_secs(30),
+        || create("before-idle").status.success().then_some(()),
+    )
+    .await;
+
+    let at = Instant::now();
+    assert!(create("before-idle").status.success());
+    let baseline = at.elapsed();
+    let flood =
+        tokio::task::spawn_blocking(move || support::flood::idle(port, IDLE_CLIENTS, IDLE_FLOOD));
+    let started = Instant::now();
+    // Let the flood take every slot first.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut answers = Vec::new();
+    let mut peak = 0;
+    while started.elapsed() < IDLE_FLOOD - Duration::from_secs(3) {
+        peak = peak.max(controller.memory_kib().1);
+        let at = Instant::now();
+        let out = create("during-idle");
+        answers.push((out, at.elapsed()));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let flooded = flood.await.expect("idle threads");
+    let took: Vec<String> = answers
+        .iter()
+        .map(|(_, took)| format!("{:.2}", took.as_secs_f64()))
+        .collect();
+    println!(
+        "idle flood: {IDLE_CLIENTS} clients for {} s, {} TLS handshakes, {} failed connects; \
+         kubectl create took {:.2} s before it and [{}] s during it; peak RSS {:.1} MiB",
+        IDLE_FLOOD.as_secs(),
+        flooded.handshakes,
+        flooded.failed_connects,
+        baseline.as_secs_f64(),
+        took.join(", "),
+        peak as f64 / 1024.0
+    );
+    for (out, took) in &answers {
+        assert!(
+            out.status.success(),
+            "kubectl create during the idle flood failed after {took:?}: {}",
+            support::stderr(out)
+        );
+    }
+    assert!(answers.len() >= 5, "enough requests during the flood");
+    assert!(
+        flooded.handshakes >= (IDLE_CLIENTS / 2) as u64,
+        "the idle clients reached the webhook: {flooded:?}"
     );
     assert!(
         peak < PEAK_RSS_LIMIT_KIB,

@@ -1,7 +1,11 @@
-//! A flood of slow, large request bodies against a TLS listener on 127.0.0.1, as a hostile
-//! client would send them: each client opens a connection, sends the head of a POST announcing
-//! a 1 MiB body and then all of the body but its last byte, waits until the server answers or
-//! drops it, and starts again. Bounded in clients and time; loopback only.
+//! Floods of hostile clients against a TLS listener on 127.0.0.1, bounded in clients and time:
+//!
+//! - [`flood`]: slow, large request bodies: each client opens a connection, sends the head of a
+//!   POST announcing a 1 MiB body and then all of the body but its last byte, waits until the
+//!   server answers or drops it, and starts again;
+//! - [`idle`]: idle connections (slowloris): each client connects and sends nothing (half of
+//!   them after completing the TLS handshake, half not even a ClientHello), holds the
+//!   connection until the server drops it, and connects again.
 
 use std::{
     io::{Read, Write},
@@ -67,6 +71,64 @@ pub fn flood(port: u16, path: &str, clients: usize, duration: Duration) -> Flood
                     }
                 })
                 .expect("flood thread")
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    Flooded {
+        handshakes: handshakes.load(Ordering::Relaxed),
+        failed_connects: failed.load(Ordering::Relaxed),
+    }
+}
+
+/// Holds `clients` idle connections to `port` for `duration`, each connected again as soon as
+/// the server drops it; blocks until they stop. Even clients complete the TLS handshake, odd
+/// ones send nothing at all.
+pub fn idle(port: u16, clients: usize, duration: Duration) -> Flooded {
+    let handshakes = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let (handshakes, failed) = (handshakes.clone(), failed.clone());
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let mut sink = [0u8; 1024];
+                    while Instant::now() < deadline {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        let timeout = Some(left.max(Duration::from_millis(10)));
+                        // Hold until the server drops it (a read of 0 or an error).
+                        let held = if i % 2 == 0 {
+                            super::webhook::tls_connect(port).map(|mut tls| {
+                                handshakes.fetch_add(1, Ordering::Relaxed);
+                                let _ = tls.get_ref().set_read_timeout(timeout);
+                                while Instant::now() < deadline {
+                                    if matches!(tls.read(&mut sink), Ok(0) | Err(_)) {
+                                        break;
+                                    }
+                                }
+                            })
+                        } else {
+                            std::net::TcpStream::connect(("127.0.0.1", port))
+                                .ok()
+                                .map(|mut tcp| {
+                                    let _ = tcp.set_read_timeout(timeout);
+                                    while Instant::now() < deadline {
+                                        if matches!(tcp.read(&mut sink), Ok(0) | Err(_)) {
+                                            break;
+                                        }
+                                    }
+                                })
+                        };
+                        if held.is_none() {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                })
+                .expect("idle thread")
         })
         .collect();
     for t in threads {
