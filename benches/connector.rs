@@ -16,16 +16,17 @@ mod support;
 use std::time::{Duration, Instant};
 
 use certpair::{
-    api::{Application, ApplicationSpec, SubjectRequirements, TokenRequest},
+    api::{Application, ApplicationSpec, SubjectRequirements},
     pki::csr_builder::RequestBuilder,
 };
 use futures::{StreamExt, stream};
-use kube::{
-    Api, Client,
-    api::{ListParams, PostParams},
-};
+use kube::{Api, api::PostParams};
 use openssl::{nid::Nid, pkey::PKey, rsa::Rsa};
-use support::{Cluster, free_port, unique};
+use support::{
+    Cluster, free_port,
+    pairing::{rest_pair, token_requests},
+    unique,
+};
 
 /// CPU seconds (user + system) used so far by every process whose command line starts with a
 /// path ending in `name` (the control plane's kube-apiserver, etcd).
@@ -96,78 +97,6 @@ fn prepare(app: &str) -> Prepared {
     }
 }
 
-async fn tokens(client: &Client, app: &str, n: usize) -> Vec<String> {
-    let api: Api<TokenRequest> = Api::namespaced(client.clone(), "default");
-    let batch = unique("bench");
-    for i in 0..n {
-        let tr: TokenRequest = serde_json::from_value(serde_json::json!({
-            "apiVersion": "certpair.dev/v1alpha1",
-            "kind": "TokenRequest",
-            "metadata": {"name": format!("{batch}-{i}"), "labels": {"bench": batch}},
-            "spec": {"application": app, "ttlSeconds": 3600},
-        }))
-        .expect("TokenRequest");
-        api.create(&PostParams::default(), &tr)
-            .await
-            .expect("create");
-    }
-    loop {
-        let listed = api
-            .list(&ListParams::default().labels(&format!("bench={batch}")))
-            .await
-            .expect("list");
-        let ready: Vec<String> = listed
-            .items
-            .iter()
-            .filter_map(|t| t.status.as_ref()?.token.clone())
-            .collect();
-        if ready.len() == n {
-            return ready;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// One pairing: (info latency, certificate latency), and the certificate chain PEM.
-async fn pair(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    body: &str,
-) -> Result<(Duration, Duration, Vec<u8>), String> {
-    let started = Instant::now();
-    let info: serde_json::Value = http
-        .get(format!(
-            "{base}/v1/applications/signingRequests/info?token={token}"
-        ))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let info_took = started.elapsed();
-    let csr_url = info["csrUrl"]
-        .as_str()
-        .ok_or(format!("no csrUrl: {info}"))?;
-    let started = Instant::now();
-    let reply = http
-        .post(csr_url)
-        .header("Content-Type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = reply.status();
-    let json: serde_json::Value = reply.json().await.map_err(|e| e.to_string())?;
-    if status.as_u16() != 201 {
-        return Err(format!("{status}: {json}"));
-    }
-    let crt = openssl::base64::decode_block(json["crt"].as_str().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
-    Ok((info_took, started.elapsed(), crt))
-}
-
 const CONFIGURATION: &str = "{ result: configuration() { token { token } certificateSigningRequestInfo { subject keyAlgorithm } managementPlaneInfo { certificateSecuredConnectorURL } } }";
 const SIGN: &str = "mutation($csr: String!) { result: signCertificateSigningRequest(csr: $csr) { certificateChain caCertificate clientCertificate } }";
 
@@ -232,7 +161,7 @@ async fn pair_with(
     prepared: &Prepared,
 ) -> Result<(Duration, Duration, Vec<u8>), String> {
     match flavour {
-        Flavour::Rest => pair(http, base, token, &prepared.body).await,
+        Flavour::Rest => rest_pair(http, base, token, &prepared.body).await,
         Flavour::Graphql => pair_graphql(http, base, token, &prepared.csr).await,
     }
 }
@@ -370,7 +299,7 @@ async fn main() {
             .flat_map(|h| h.join().expect("keys"))
             .collect()
     });
-    let toks = tokens(&cluster.client, &app, total_prepared).await;
+    let toks = token_requests(&cluster.client, &app, total_prepared).await;
 
     println!(
         "connector bench: {n} REST and {n} GraphQL pairings from {concurrency} concurrent clients (RSA-2048 CSRs), in alternating halves"

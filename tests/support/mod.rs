@@ -12,6 +12,7 @@ pub mod burst;
 pub mod csr;
 pub mod failover;
 pub mod flood;
+pub mod pairing;
 pub mod webhook;
 
 use std::{
