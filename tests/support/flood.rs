@@ -82,31 +82,39 @@ pub fn flood(port: u16, path: &str, clients: usize, duration: Duration) -> Flood
     }
 }
 
-/// Holds `clients` idle connections to `port` for `duration`, each connected again as soon as
-/// the server drops it; blocks until they stop. Even clients complete the TLS handshake, odd
-/// ones send nothing at all.
-pub fn idle(port: u16, clients: usize, duration: Duration) -> Flooded {
+/// Holds `clients` idle connections to `port` until `stop` is set (or for `longest`), each
+/// connected again as soon as the server drops it; blocks until they stop. Even clients
+/// complete the TLS handshake, odd ones send nothing at all.
+pub fn idle(
+    port: u16,
+    clients: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    longest: Duration,
+) -> Flooded {
     let handshakes = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + duration;
+    let deadline = Instant::now() + longest;
     let threads: Vec<_> = (0..clients)
         .map(|i| {
-            let (handshakes, failed) = (handshakes.clone(), failed.clone());
+            let (handshakes, failed, stop) = (handshakes.clone(), failed.clone(), stop.clone());
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
                 .spawn(move || {
                     let mut sink = [0u8; 1024];
-                    while Instant::now() < deadline {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        let timeout = Some(left.max(Duration::from_millis(10)));
+                    let going = || Instant::now() < deadline && !stop.load(Ordering::Relaxed);
+                    while going() {
+                        // Reads wake up each second to see whether to stop.
+                        let timeout = Some(Duration::from_secs(1));
                         // Hold until the server drops it (a read of 0 or an error).
                         let held = if i % 2 == 0 {
                             super::webhook::tls_connect(port).map(|mut tls| {
                                 handshakes.fetch_add(1, Ordering::Relaxed);
                                 let _ = tls.get_ref().set_read_timeout(timeout);
-                                while Instant::now() < deadline {
-                                    if matches!(tls.read(&mut sink), Ok(0) | Err(_)) {
-                                        break;
+                                while going() {
+                                    match tls.read(&mut sink) {
+                                        Ok(0) => break,
+                                        Err(e) if !timed_out(&e) => break,
+                                        _ => {}
                                     }
                                 }
                             })
@@ -138,4 +146,11 @@ pub fn idle(port: u16, clients: usize, duration: Duration) -> Flooded {
         handshakes: handshakes.load(Ordering::Relaxed),
         failed_connects: failed.load(Ordering::Relaxed),
     }
+}
+
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
