@@ -260,7 +260,10 @@ impl Mutation {
 
 pub type CompassSchema = Schema<Query, Mutation, EmptySubscription>;
 
-fn bounded<Q, M>(
+/// `builder` with certpair's limits (depth, complexity, parser recursion), introspection off
+/// unless asked for. Public so the fuzz target (`fuzz/fuzz_targets/graphql.rs`) builds a
+/// schema with the served types and limits without a service behind it.
+pub fn bounded<Q, M>(
     builder: async_graphql::SchemaBuilder<Q, M, EmptySubscription>,
     introspection: bool,
 ) -> Schema<Q, M, EmptySubscription>
@@ -439,15 +442,27 @@ where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
 {
-    let mut response = match read_request(req, payload).await {
-        Ok(mut request) => {
-            if let std::borrow::Cow::Owned(query) = drop_empty_arguments(&request.query) {
-                request.query = query;
-            }
-            schema.execute(request.data(call)).await
-        }
+    match read_request(req, payload).await {
+        Ok(request) => run(schema, request.data(call)).await,
         Err(refusal) => refusal,
-    };
+    }
+}
+
+/// Executes one request read from the wire: `configuration()` taken as `configuration`, and
+/// the errors async-graphql raises itself explained and coded `BAD_QUERY`. Public so the fuzz
+/// target (`fuzz/fuzz_targets/graphql.rs`) runs what [`execute`] runs after reading the body.
+pub async fn run<Q, M>(
+    schema: &Schema<Q, M, EmptySubscription>,
+    mut request: async_graphql::Request,
+) -> async_graphql::Response
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+{
+    if let std::borrow::Cow::Owned(query) = drop_empty_arguments(&request.query) {
+        request.query = query;
+    }
+    let mut response = schema.execute(request).await;
     for error in &mut response.errors {
         if let Some(message) = explain_limit(&error.message) {
             error.message = message;

@@ -48,7 +48,13 @@ async fn csr_from_body(
             }
             other => ConnectorError::BadRequest(other.to_string()),
         })?;
-    let parsed: CsrBody = serde_json::from_slice(&body).map_err(|e| {
+    csr_from_json(&body)
+}
+
+/// The PEM CSR of a body `{"csr": "<base64 of the PEM>"}`. Public so the fuzz target
+/// (`fuzz/fuzz_targets/connector_rest.rs`) feeds it what a client may send.
+pub fn csr_from_json(body: &[u8]) -> Result<Vec<u8>, ConnectorError> {
+    let parsed: CsrBody = serde_json::from_slice(body).map_err(|e| {
         ConnectorError::BadRequest(format!(
             "the body must be JSON {{\"csr\": \"<base64 of the PEM CSR>\"}}: {e}"
         ))

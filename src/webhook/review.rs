@@ -178,8 +178,10 @@ async fn validate(
     reply(StatusCode::OK, Some(&state)).json(response.into_review())
 }
 
-/// The AdmissionResponse for a review, or why the body is not one (a 400).
-fn answer(
+/// The AdmissionResponse for a review, or why the body is not one (a 400). Public so the
+/// fuzz target (`fuzz/fuzz_targets/admission_review.rs`) runs exactly what the handler runs
+/// after reading the body.
+pub fn answer(
     state: &WebhookState,
     review: AdmissionReview<DynamicObject>,
 ) -> Result<AdmissionResponse, String> {

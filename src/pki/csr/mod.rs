@@ -56,6 +56,10 @@ pub enum CsrError {
     BadSignature,
     #[error("spec.request's subject attribute {attribute} is not a text string")]
     SubjectNotText { attribute: String },
+    #[error(
+        "spec.request's subject cannot be read in full: it must be DER, RDNs of one or more attributes, each an OID and one value"
+    )]
+    UnreadableSubject,
     #[error("spec.request's subject alternative name {0} cannot be read")]
     BadSan(String),
     #[error("spec.request's RSA key is unsafe: {0}")]
@@ -286,16 +290,59 @@ fn subject_of(
         multi_valued_rdn |= rdn.iter().count() > 1;
         for attr in rdn.iter() {
             let kind = AttributeKind::from_oid(attr.attr_type());
-            let value = attr.as_str().map_err(|_| CsrError::SubjectNotText {
+            let not_text = || CsrError::SubjectNotText {
                 attribute: kind.to_string(),
-            })?;
+            };
+            // x509-parser reads a value by its tag number alone, so a context-specific [12]
+            // passes for a UTF8String; OpenSSL refuses it (found by fuzzing).
+            if attr.attr_value().header.class() != x509_parser::asn1_rs::Class::Universal {
+                return Err(not_text());
+            }
+            let value = attr.as_str().map_err(|_| not_text())?;
             subject.push(SubjectAttribute {
                 kind,
                 value: value.to_owned(),
             });
         }
     }
+    // x509-parser stops at the first RDN it cannot read (an empty one, say) and passes over
+    // the rest of the name, and over whatever follows the type and value of an attribute;
+    // OpenSSL reads on. A subject read in part must not be decided on as if it were the whole
+    // (found by fuzzing: `fuzz/`, csr_differential).
+    if attribute_count(name.as_raw()) != Some(subject.len()) {
+        return Err(CsrError::UnreadableSubject);
+    }
     Ok((subject, multi_valued_rdn))
+}
+
+/// The attributes of a DER Name, counted on its bare structure: a SEQUENCE of non-empty SETs
+/// of SEQUENCEs of exactly an OID and one value, nothing else at any level. `None` if it is
+/// not that shape.
+fn attribute_count(name: &[u8]) -> Option<usize> {
+    use der::{Decode, Reader, SliceReader, Tag, Tagged, asn1::AnyRef};
+    fn within(tlv: AnyRef<'_>, tag: Tag) -> Option<SliceReader<'_>> {
+        (tlv.tag() == tag)
+            .then(|| SliceReader::new(tlv.value()).ok())
+            .flatten()
+    }
+    let mut rdns = within(AnyRef::from_der(name).ok()?, Tag::Sequence)?;
+    let mut count = 0;
+    while !rdns.is_finished() {
+        let mut attributes = within(AnyRef::decode(&mut rdns).ok()?, Tag::Set)?;
+        if attributes.is_finished() {
+            return None;
+        }
+        while !attributes.is_finished() {
+            let mut parts = within(AnyRef::decode(&mut attributes).ok()?, Tag::Sequence)?;
+            let oid = AnyRef::decode(&mut parts).ok()?;
+            AnyRef::decode(&mut parts).ok()?;
+            if oid.tag() != Tag::ObjectIdentifier || !parts.is_finished() {
+                return None;
+            }
+            count += 1;
+        }
+    }
+    Some(count)
 }
 
 /// Parses a DER PKCS#10 request (see [`parse_pem`]).
@@ -348,7 +395,8 @@ fn parse_der_checking(der: &[u8], structure_bits: i32) -> Result<ParsedRequest, 
 /// whose key type is the plain one for the signature algorithm (an RSA-PSS key reads as an
 /// RSA key too) and whose DER is exactly the canonical encoding of their parts: x509-parser
 /// tolerates extra elements at the end of a SEQUENCE and nonzero unused bits in the
-/// signature, which OpenSSL refuses. Everything else takes the general path.
+/// signature, which OpenSSL refuses; the CertificationRequestInfo must be strict DER too
+/// ([`is_strict_der_info`]). Everything else takes the general path.
 fn verify_common(
     der: &[u8],
     req: &X509CertificationRequest<'_>,
@@ -386,7 +434,9 @@ fn verify_common(
         return None;
     }
     let signature = &req.signature_value.data;
-    if der != canonical_request(info, algorithm.as_bytes(), rsa, signature) {
+    if der != canonical_request(info, algorithm.as_bytes(), rsa, signature)
+        || !is_strict_der_info(info)
+    {
         return None;
     }
     if !rsa && let Some(key) = named_curve_key(spki) {
@@ -430,7 +480,17 @@ fn named_curve_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option
     if !super::leaf::is_strict_der_spki(spki.raw) || spki.subject_public_key.unused_bits != 0 {
         return None;
     }
-    let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
+    let parameters = spki.algorithm.parameters.as_ref()?;
+    // `as_oid` reads the content whatever the tag: a NULL holding a curve's OID bytes would
+    // pass for the curve; OpenSSL refuses it (found by fuzzing).
+    let header = &parameters.header;
+    if header.class() != x509_parser::asn1_rs::Class::Universal
+        || header.tag() != x509_parser::asn1_rs::Tag::Oid
+        || header.is_constructed()
+    {
+        return None;
+    }
+    let curve = parameters.as_oid().ok()?;
     let nid = if curve == OID_EC_P256 {
         Nid::X9_62_PRIME256V1
     } else if curve == OID_NIST_EC_P384 {
@@ -478,6 +538,53 @@ fn verify_ecdsa(
         return Err(CsrError::BadSignature);
     }
     PKey::from_ec_key(key).map_err(|e| CsrError::Malformed(format!("unreadable public key: {e}")))
+}
+
+/// Whether the CertificationRequestInfo is exactly the DER of its parts as RustCrypto's strict
+/// decoder reads them. x509-parser passes over elements after the ones it expects (in the
+/// info, a name, an attribute), which OpenSSL refuses; so the fast path, which verifies what
+/// x509-parser read, would accept what OpenSSL refuses (found by fuzzing: `fuzz/`,
+/// csr_differential).
+fn is_strict_der_info(info: &[u8]) -> bool {
+    use der::{Decode, Encode};
+    let Ok(parsed) = x509_cert::request::CertReqInfo::from_der(info) else {
+        return false;
+    };
+    // RustCrypto keeps an OID's bytes as they come; OpenSSL refuses an arc not in the fewest
+    // octets (X.690 8.19.2), e.g. an attribute type 2A 80 00 ... (found by fuzzing).
+    let names = parsed.subject.iter().map(|a| &a.oid);
+    let attributes = parsed.attributes.iter().map(|a| &a.oid);
+    // OpenSSL checks the content of a primitive attribute value by its type (a BOOLEAN of one
+    // octet, a NULL of none, ...), RustCrypto and x509-parser take any (found by fuzzing).
+    // Requests carry extensionRequest (a SEQUENCE) and at most a challengePassword (a string),
+    // whose contents OpenSSL leaves unchecked.
+    let plain_values = parsed
+        .attributes
+        .iter()
+        .flat_map(|a| a.values.iter())
+        .all(|value| {
+            use der::{Tag, Tagged};
+            matches!(
+                value.tag(),
+                Tag::Sequence | Tag::Set | Tag::Utf8String | Tag::PrintableString | Tag::Ia5String
+            )
+        });
+    plain_values
+        && names
+            .chain(attributes)
+            .all(|oid| is_minimal_oid(oid.as_bytes()))
+        && parsed.to_der().is_ok_and(|again| again == info)
+}
+
+/// Whether every arc of an OID's content octets is in the fewest octets: none starts with
+/// 0x80.
+fn is_minimal_oid(content: &[u8]) -> bool {
+    let mut starts_arc = true;
+    content.iter().all(|&b| {
+        let minimal = !(starts_arc && b == 0x80);
+        starts_arc = b & 0x80 == 0;
+        minimal
+    })
 }
 
 /// DER of `SEQUENCE { info, AlgorithmIdentifier { oid [, NULL for RSA] }, BIT STRING }`: a

@@ -479,3 +479,215 @@ fn unsafe_rsa_keys_are_refused_before_the_signature_is_checked() {
     // And a real key still parses.
     assert!(parse_pem(&Req::cn("billing").pem(&rsa(2048))).is_ok());
 }
+
+/// Lower-case hex (whitespace-free, split over lines) to bytes.
+fn unhex(lines: &[&str]) -> Vec<u8> {
+    let hex: String = lines.concat();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Found by fuzzing (csr_differential, minimised): a P-256 request, correctly signed, whose
+/// third RDN holds `SEQUENCE { UTF8String (with a length past the SEQUENCE's end) }` and then
+/// bytes that are no attribute at all. OpenSSL refuses it; x509-parser read two of the three
+/// RDNs and passed over the rest, and the fast path accepted it as `C=DE, O=Acme`.
+#[test]
+fn fuzz_a_subject_read_in_part_is_refused() {
+    let der = unhex(&[
+        "3081c73070020100302e310b3009060355040613024445310d300b060355040a0c0441636d65311030040c5503060e07",
+        "0362696c6c696e673039301306072a8648ce3d020106082a8648ce3d03010703220002e75a8872616799461e8b6a4abf",
+        "78d8fbf6ca2042f97b2a2caf1aa780358ce2cfa000300a06082a8648ce3d04030203470030440220794fe4684ef8277b",
+        "aca13ffb44328052cb2bbc0a4e8ad1b53d98c005681a311302200ab728d0ca2544dc702bd31bc854d02d8081c127cbdd",
+        "e91aeffabcbcdc9e7fd3",
+    ]);
+    assert!(
+        openssl::x509::X509Req::from_der(&der).is_err(),
+        "OpenSSL refuses it"
+    );
+    let (_, req) = X509CertificationRequest::from_der(&der).expect("x509-parser reads it");
+    assert!(
+        verify_common(&der, &req, rsa_key::MAX_CHECKED_BITS).is_none(),
+        "not strict DER: the fast path leaves it to OpenSSL"
+    );
+    assert!(parse_der(&der).is_err());
+}
+
+/// The other side of the same leniency, and why it matters: an empty RDN ends x509-parser's
+/// reading of the subject, OpenSSL reads past it. certpair used to decide on `CN=billing` alone
+/// while the request (as OpenSSL, `openssl req` and anyone auditing the CSR read it) also asks
+/// for `O=system:masters`; now it refuses the request.
+#[test]
+fn a_subject_x509_parser_reads_only_in_part_is_refused() {
+    let key = p256();
+    let attribute = |oid: &[u8], value: &str| {
+        let atv = [der_tlv(0x06, oid), der_tlv(0x0c, value.as_bytes())].concat();
+        der_tlv(0x31, &der_tlv(0x30, &atv))
+    };
+    let name = der_tlv(
+        0x30,
+        &[
+            attribute(&[0x55, 0x04, 0x03], "billing"),
+            vec![0x31, 0x00],
+            attribute(&[0x55, 0x04, 0x0a], "system:masters"),
+        ]
+        .concat(),
+    );
+    let spki = key.public_key_to_der().expect("spki");
+    let info = der_tlv(0x30, &[&[2, 1, 0][..], &name, &spki, &[0xa0, 0]].concat());
+    let signature = openssl::sign::Signer::new(MessageDigest::sha256(), &key)
+        .and_then(|mut s| s.sign_oneshot_to_vec(&info))
+        .expect("sign");
+    let ecdsa_with_sha256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    let der = canonical_request(&info, &ecdsa_with_sha256, false, &signature);
+
+    let ossl = openssl::x509::X509Req::from_der(&der).expect("OpenSSL reads it");
+    assert!(
+        ossl.verify(&ossl.public_key().expect("key"))
+            .expect("verify"),
+        "and verifies it"
+    );
+    assert_eq!(ossl.subject_name().entries().count(), 2, "CN and O");
+    let (_, req) = X509CertificationRequest::from_der(&der).expect("parse");
+    assert_eq!(
+        req.certification_request_info
+            .subject
+            .iter_attributes()
+            .count(),
+        1,
+        "the premise: x509-parser reads the CN only"
+    );
+    assert_eq!(parse_der(&der).unwrap_err(), CsrError::UnreadableSubject);
+}
+
+/// Found by fuzzing (csr_differential), a refusal kept on purpose: the extensionRequest
+/// attribute holds a SEQUENCE of extensions whose third is cut short and followed by bytes
+/// that are no extension. OpenSSL takes an attribute's values as they come and verifies the
+/// request; certpair must read every requested extension to refuse what a client certificate
+/// may not ask for, so it refuses the request as malformed.
+#[test]
+fn fuzz_unreadable_requested_extensions_are_refused_on_purpose() {
+    let der = unhex(&[
+        "308201623082010902010030123110300e06035504030c0762696c6c696e673059301306072a8648ce3d020106082a86",
+        "48ce3d03010703420004e75a8872616799461e8b6a4abf78d8fbf6ca2042f97b2a2caf1aa780358ce2cf3315d39b29ac",
+        "ca709be20136c00553162049db9134995e33452e65bd15c76f62a0819430819106092a864886f70d01090e3181833081",
+        "80303c0603551d11043530338209612e6578616d706c6587040a000001810d61406578616d706c652e636f6d86116874",
+        "7470733a2f2f612e6578616d706c65300f0603551d130101ff040530030101ff300b0603551d0f0404ffffffffffffff",
+        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff300a06082a8648ce3d040302034700",
+        "304402202cc33f05192dcbb85cdfee35e577fc1aa83d5329749f99adf3c17dafb72e144d022059ebb6b8ec73050fd614",
+        "b057a43196be48732faf4d072a0bfe935c305030f936",
+    ]);
+    assert!(
+        verify_any(&der, rsa_key::MAX_CHECKED_BITS).is_ok(),
+        "OpenSSL reads and verifies it"
+    );
+    assert!(matches!(parse_der(&der), Err(CsrError::Malformed(_))));
+}
+
+/// Found by fuzzing (csr_differential): a P-256 request, correctly signed, with an attribute
+/// whose type is an OID with an arc not in the fewest octets (`2A 80 00 ...`). OpenSSL refuses
+/// it; RustCrypto's strict decoder keeps OID bytes as they come, so the fast path took it.
+#[test]
+fn fuzz_a_non_minimal_oid_leaves_the_fast_path() {
+    let der = unhex(&[
+        "308201633082010902010030123110300e06035504030c0762696c6c696e673059301306072a8648ce3d020106082a86",
+        "48ce3d03010703420004e75a8872616799461e8b6a4abf78d8fbf6ca2042f97b2a2caf1aa780358ce2cf3315d39b29ac",
+        "ca709be20136c00553162049db9134995e33452e65bd15c76f62a0819430819106092a80000000000000293181833081",
+        "80303c0603551d110435d9994fdef15218cc3d1a85686913fb1bbd8d0304962e4bd277090534fe520902e9db08bf41db",
+        "0ccf18bbd248f40a0d30fda943db4830823082010902010030123110300e0603975183a7137b994fdef15218cc3d1a85",
+        "686913fb1bbd8d0304962e4bd277090534fe520902e9db08bf41db0ccf697b9386300a06082a8648ce3d040302034800",
+        "3045022004cf6b01c8f4a6e4528411ba1e9c42eeaa891c8f1a4a685fa22422c92bd5e7f1022100d4ed6b0b14825810cf",
+        "13f2bd418a8e036d97165dac3cfb0ad6b7ed1dd5a6e7fb",
+    ]);
+    assert!(
+        openssl::x509::X509Req::from_der(&der).is_err(),
+        "OpenSSL refuses it"
+    );
+    let (_, req) = X509CertificationRequest::from_der(&der).expect("x509-parser reads it");
+    assert!(verify_common(&der, &req, rsa_key::MAX_CHECKED_BITS).is_none());
+    assert!(parse_der(&der).is_err());
+    assert!(is_minimal_oid(&[0x2a, 0x86, 0x48, 0x00, 0x7f]));
+    assert!(!is_minimal_oid(&[0x2a, 0x80, 0x01]));
+    assert!(!is_minimal_oid(&[0x80, 0x01]));
+}
+
+/// Found by fuzzing (csr_differential): a P-384 request, correctly signed, whose O value is
+/// tagged context-specific [12] instead of UTF8String (universal 12). OpenSSL refuses it;
+/// x509-parser read it as the text "Acme", and the fast path accepted `C=DE, O=Acme, CN=billing`.
+#[test]
+fn fuzz_a_subject_value_that_is_not_a_universal_string_is_refused() {
+    let der = unhex(&[
+        "308201263081ad020100302e310b3009060355040613024445310d300b060355040a8c0441636d653110300e06035504",
+        "030c0762696c6c696e673076301006072a8648ce3d020106052b81040022036200045c565a2f5ae2ad5d9d6154e7d49c",
+        "9b194cb1816c6877441dae9cb0a3f34b3dda3a56269ef742f8fecef353dd9de457d29602df5f9aef691db376214d0ee1",
+        "846774ceca29cce33607259c2f7283470cc3c75d3977e76c009010348369a742b620a000300a06082a8648ce3d040303",
+        "036800306502305a0cb12bc9711145d825ed6d5e343057bfe580c64b2ac6a72e9f1374b9c350a7bed10294e93f165f9d",
+        "eeda6ee2d0e061023100f57b6807334319a849cbdbe9cc4c0b278061df9d2b218e0bb67ad5f0ad9c16d1f74757d60395",
+        "62102c15146e75ce2c79",
+    ]);
+    assert!(
+        openssl::x509::X509Req::from_der(&der).is_err(),
+        "OpenSSL refuses it"
+    );
+    assert_eq!(
+        parse_der(&der).unwrap_err(),
+        CsrError::SubjectNotText {
+            attribute: "O".into()
+        }
+    );
+}
+
+/// Found by fuzzing (csr_differential): a P-256 request, correctly signed, whose key's curve
+/// parameter is tagged NULL (with the P-256 OID's bytes as its content). OpenSSL refuses it;
+/// x509-parser's `as_oid` read the content as the curve, and the fast path accepted it.
+#[test]
+fn fuzz_a_curve_parameter_that_is_not_an_oid_leaves_the_fast_path() {
+    let der = unhex(&[
+        "3081c83070020100302e310b3009060355040613024445310d300b060355040a0c0441636d653110300e06035504030c",
+        "0762696c6c696e673039301306072a8648ce3d020105082a8648ce3d03010703220002e75a8872616799461e8b6a4abf",
+        "78d8fbf6ca2042f97b2a2caf1aa780358ce2cfa000300a06082a8648ce3d0403020348003045022100ec01ee41444726",
+        "4a101526f52decf974f1ea50e5140ed3ef9fada1884a215be6022079578ed3642a2a98d72c75e5c7b8076ac37dc541eb",
+        "ca17290bd933789b20e785",
+    ]);
+    assert!(
+        openssl::x509::X509Req::from_der(&der).is_err(),
+        "OpenSSL refuses it"
+    );
+    let (_, req) = X509CertificationRequest::from_der(&der).expect("x509-parser reads it");
+    assert!(named_curve_key(&req.certification_request_info.subject_pki).is_none());
+    assert!(parse_der(&der).is_err());
+}
+
+/// Found by fuzzing (csr_differential): an RSA request, correctly signed, with an attribute of
+/// an unknown type whose values are a BOOLEAN of 108 octets and an application-tagged element.
+/// OpenSSL checks a primitive value's content by its type and refuses it; nothing on the fast
+/// path looked into it, so it accepted the request.
+#[test]
+fn fuzz_an_attribute_value_openssl_refuses_leaves_the_fast_path() {
+    let der = unhex(&[
+        "308202ec308201d402010030123110300e06035504030c0762696c6c696e6730820122300d06092a864886f70d010101",
+        "05000382010f003082010a0282010100cde98c493eb72a2ab091150759d7e585fb147a6d592fd89fbf8cf6691bb4c53a",
+        "9dab506c41616add58660da5cc6bb987b0ded6db2642d59d56aa0b5131bfc6bd2b04ac904729190ca405c843e8679eb7",
+        "a7f97bef80bd71871716aa7bf6130e8fb8d71035c4e932dacdee7f66bdffe23faff19133d80e53f2fc9e2f375829f1c7",
+        "ff688c1e0d724ec826f306f57ca2d239db30861cef5bc226a6319590878c4c3977b405d93699d573deb4782c96f18034",
+        "253d90a94d523efcad58823516ae0f9bebb406934cb4620da030d30200fd2beb34f92b5fb03da21b5e2cf6baa1e82d89",
+        "b45afedb8e4510ee742b0011ec9e9224c3f96214ad3b2e2173254cee90ed293b0203010001a081943081910609308648",
+        "86f70d01090e318183016c0000800600810600813030033d420004726188e75a6799461e8b6a4abf78d8fbf6ca2042f9",
+        "7b2a2caf1aa780348ce2cf3315d39b29acca709be20136c0053f16202cdb9134992d2d2d2d2d454e442030030101ff00",
+        "3082010902010030123110300e060762696c6c696e67305913300b06038b6a4a131d0f040403020284302206300d0609",
+        "2a864886f70d01010b050003820101007d81a0c9c07491bd2a466de420f9e1d0f8595325c13478c3f67f2f0926424f48",
+        "d39d3c6a5acc29c37749a493a2493e3e11678e964e3bee97046a313ca65c9137f3e2f7b2ffac104f66a6dc7d4c2c0d94",
+        "1283546ad8f366975c3e42a366bd99aa8a63380c38fa8a4b883a6265c2ba8ac61d8ef049eff9cef947ff9c15898b8497",
+        "d0348bce3164000c5237d8258f2ee8ddf710908772f8a6e82ed2cb7fcbad5aaf266093937d762e5f32300ee7584b7650",
+        "64539744da3aec6ab9d16e61dc8865337dfb2f62bca2021824a08604cc369356c1eed03dbe7b61e9b88aed1553882598",
+        "97f5640dc2d6a0f81014cc50f8d05542b73e19347f7345474718c540d6f98ca1",
+    ]);
+    assert!(
+        openssl::x509::X509Req::from_der(&der).is_err(),
+        "OpenSSL refuses it"
+    );
+    let (_, req) = X509CertificationRequest::from_der(&der).expect("x509-parser reads it");
+    assert!(verify_common(&der, &req, rsa_key::MAX_CHECKED_BITS).is_none());
+    assert!(parse_der(&der).is_err());
+}
