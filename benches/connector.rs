@@ -16,11 +16,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use certpair::{
-    api::{Application, ApplicationSpec, SubjectRequirements},
+    api::{ApplicationSpec, SubjectRequirements},
     pki::csr_builder::RequestBuilder,
 };
 use futures::{StreamExt, stream};
-use kube::{Api, api::PostParams};
 use openssl::{nid::Nid, pkey::PKey, rsa::Rsa};
 use support::{
     Cluster, free_port,
@@ -257,23 +256,19 @@ async fn main() {
         .start_connector_at(port, &["--log-filter", "warn"])
         .await;
     let app = unique("bench");
-    Api::<Application>::all(cluster.client.clone())
-        .create(
-            &PostParams::default(),
-            &Application::new(
-                &app,
-                ApplicationSpec {
-                    subject: Some(SubjectRequirements {
-                        organization: Some("Acme".into()),
-                        country: Some("DE".into()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
-        )
-        .await
-        .expect("Application");
+    support::csr::application(
+        &cluster.client,
+        &app,
+        Some(ApplicationSpec {
+            subject: Some(SubjectRequirements {
+                organization: Some("Acme".into()),
+                country: Some("DE".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+    .await;
     let ca = reqwest::Certificate::from_pem(&cluster.published_ca("certpair-connector-ca"))
         .expect("connector CA");
     let http = reqwest::Client::builder()

@@ -13,74 +13,27 @@
 mod support;
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
+    path::PathBuf,
+    process::Stdio,
     time::{Duration, Instant},
 };
 
-use certpair::api::{
-    Application, ApplicationSpec, SubjectRequirements, TOKEN_REQUEST_ANNOTATION, TokenRequest,
-    TokenState, TokenStep,
-};
+use certpair::api::{TOKEN_REQUEST_ANNOTATION, TokenRequest, TokenState, TokenStep};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use kube::{Api, api::PostParams};
+use kube::Api;
 use openssl::{
-    nid::Nid,
     pkey::{PKey, Private},
     x509::X509,
 };
 use serde_json::Value;
-use support::{Cluster, ControllerProcess, free_port, poll, unique};
+use support::{
+    Cluster, ControllerProcess, free_port,
+    pairing::{csr_body, curl, curl_command, curled, token_request},
+    poll, unique,
+};
 
 /// The tests stop and start the one controller, so they take turns.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// What curl did: its exit code, the HTTP status (0 when none came), the JSON body, stderr.
-struct Curled {
-    exit: Option<i32>,
-    code: u16,
-    body: Value,
-    stderr: String,
-}
-
-fn curl_command(ca: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "40",
-        "-w",
-        "\n%{http_code}",
-        "--cacert",
-    ])
-    .arg(ca)
-    .args(args);
-    cmd
-}
-
-fn curled(out: std::process::Output) -> Curled {
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    Curled {
-        exit: out.status.code(),
-        code: code.trim().parse().unwrap_or(0),
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn curl(ca: &Path, args: &[&str]) -> Curled {
-    curled(support::run(&mut curl_command(ca, args)))
-}
-
-/// The certificates call's body: a CSR for `app` (O=Acme) with `key`.
-fn csr_body(app: &str, key: &PKey<Private>) -> String {
-    let pem = certpair::pki::csr_builder::RequestBuilder::cn(app)
-        .with(Nid::ORGANIZATIONNAME, "Acme")
-        .to_pem(key)
-        .expect("CSR");
-    serde_json::json!({ "csr": openssl::base64::encode_block(&pem) }).to_string()
-}
 
 /// Upper-case hex without leading zeros: how serials compare.
 fn serial_of(cert: &X509) -> String {
@@ -132,22 +85,7 @@ impl Setup {
         let ca = dir.join("connector-ca.crt");
         std::fs::write(&ca, cluster.published_ca("certpair-connector-ca")).expect("write");
         let app = unique("failover");
-        Api::<Application>::all(cluster.client.clone())
-            .create(
-                &PostParams::default(),
-                &Application::new(
-                    &app,
-                    ApplicationSpec {
-                        subject: Some(SubjectRequirements {
-                            organization: Some("Acme".into()),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                ),
-            )
-            .await
-            .expect("Application");
+        support::csr::application(&cluster.client, &app, None).await;
         let trs = Api::namespaced(cluster.client.clone(), "default");
         Setup {
             cluster,
@@ -164,23 +102,8 @@ impl Setup {
     /// A new TokenRequest for the Application: its name and the URL its token starts at.
     async fn token_request(&self) -> (String, String) {
         let name = unique("failover-pairing");
-        let tr: TokenRequest = serde_json::from_value(serde_json::json!({
-            "apiVersion": "certpair.dev/v1alpha1", "kind": "TokenRequest",
-            "metadata": {"name": name}, "spec": {"application": self.app},
-        }))
-        .expect("TokenRequest");
-        self.trs
-            .create(&PostParams::default(), &tr)
-            .await
-            .expect("create TokenRequest");
-        let mut url = None;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while url.is_none() {
-            assert!(tokio::time::Instant::now() < deadline, "no token issued");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            url = self.trs.get(&name).await.ok().and_then(|t| t.status?.url);
-        }
-        (name, url.expect("url"))
+        let url = token_request(&self.cluster.client, &self.app, &name).await;
+        (name, url)
     }
 
     /// `url` (on replica 0) pointed at replica `i` instead.

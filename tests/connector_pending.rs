@@ -8,40 +8,13 @@ mod support;
 
 use std::time::Duration;
 
-use certpair::api::{Application, ApplicationSpec, SubjectRequirements, TokenRequest};
+use certpair::api::TokenRequest;
 use kube::{Api, api::PostParams};
-use openssl::nid::Nid;
-use support::{Cluster, free_port, unique};
-
-fn curl(ca: &std::path::Path, args: &[&str]) -> (u16, serde_json::Value) {
-    let out = support::run(
-        std::process::Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "30",
-                "-w",
-                "\n%{http_code}",
-                "--cacert",
-            ])
-            .arg(ca)
-            .args(args),
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
-}
-
-fn body(app: &str, key: &openssl::pkey::PKey<openssl::pkey::Private>) -> String {
-    let pem = certpair::pki::csr_builder::RequestBuilder::cn(app)
-        .with(Nid::ORGANIZATIONNAME, "Acme")
-        .to_pem(key)
-        .expect("CSR");
-    serde_json::json!({ "csr": openssl::base64::encode_block(&pem) }).to_string()
-}
+use support::{
+    Cluster, free_port,
+    pairing::{Curled, csr_body, curl, token_request},
+    unique,
+};
 
 #[tokio::test]
 async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
@@ -66,41 +39,13 @@ async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
     std::fs::write(&ca, cluster.published_ca("certpair-connector-ca")).expect("write");
 
     let app = unique("slow");
-    Api::<Application>::all(cluster.client.clone())
-        .create(
-            &PostParams::default(),
-            &Application::new(
-                &app,
-                ApplicationSpec {
-                    subject: Some(SubjectRequirements {
-                        organization: Some("Acme".into()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ),
-        )
-        .await
-        .expect("Application");
+    support::csr::application(&cluster.client, &app, None).await;
     let trs: Api<TokenRequest> = Api::namespaced(cluster.client.clone(), "default");
     let tr_name = unique("slow-pairing");
-    let tr: TokenRequest = serde_json::from_value(serde_json::json!({
-        "apiVersion": "certpair.dev/v1alpha1", "kind": "TokenRequest",
-        "metadata": {"name": tr_name}, "spec": {"application": app},
-    }))
-    .expect("TokenRequest");
-    trs.create(&PostParams::default(), &tr)
-        .await
-        .expect("create");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let info_url = loop {
-        if let Some(url) = trs.get(&tr_name).await.ok().and_then(|t| t.status?.url) {
-            break url;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no token issued");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let (code, info) = curl(&ca, &[&info_url]);
+    let info_url = token_request(&cluster.client, &app, &tr_name).await;
+    let Curled {
+        code, body: info, ..
+    } = curl(&ca, &[&info_url]);
     assert_eq!(code, 200, "{info}");
     let csr_url = info["csrUrl"].as_str().expect("csrUrl").to_owned();
 
@@ -111,7 +56,9 @@ async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
         "controller stopped"
     );
     let key = support::ec_key();
-    let (code, answer) = curl(&ca, &["-d", &body(&app, &key), &csr_url]);
+    let Curled {
+        code, body: answer, ..
+    } = curl(&ca, &["-d", &csr_body(&app, &key), &csr_url]);
     assert_eq!(code, 503, "{answer}");
     let message = answer["error"].as_str().unwrap_or_default();
     assert!(
@@ -136,14 +83,18 @@ async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
         "the retry gets the certificate",
         Duration::from_secs(30),
         || {
-            let (code, answer) = curl(&ca, &["-d", &body(&app, &key), &csr_url]);
+            let Curled {
+                code, body: answer, ..
+            } = curl(&ca, &["-d", &csr_body(&app, &key), &csr_url]);
             (code == 201).then_some(answer)
         },
     )
     .await;
     assert!(issued["clientCrt"].is_string(), "{issued}");
     // Another key is refused: the token is bound to the first one.
-    let (code, answer) = curl(&ca, &["-d", &body(&app, &support::ec_key()), &csr_url]);
+    let Curled {
+        code, body: answer, ..
+    } = curl(&ca, &["-d", &csr_body(&app, &support::ec_key()), &csr_url]);
     assert_eq!(code, 403, "{answer}");
     assert!(
         answer["error"]

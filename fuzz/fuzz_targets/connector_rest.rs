@@ -30,12 +30,7 @@ fn pairing_checks(pem: &[u8]) {
     let Ok(parsed) = csr::parse_pem_for_admission(pem) else {
         return;
     };
-    // The usages the connector puts on a CSR for this key (`service::usages`).
-    let mut usages = vec!["digital signature".to_owned()];
-    if matches!(parsed.key, csr::KeyInfo::Rsa { .. }) {
-        usages.push("key encipherment".into());
-    }
-    usages.push("client auth".into());
+    let usages = pairing::usages(&parsed.key);
     let spec = RequestSpec {
         usages: &usages,
         expiration_seconds: None,

@@ -16,7 +16,7 @@
 
 use std::sync::LazyLock;
 
-use certpair::pki::csr::{self, CsrError, Curve, KeyInfo, MAX_PEM_BYTES};
+use certpair::pki::csr::{self, CsrError, Curve, KeyInfo, MAX_PEM_BYTES, der_tlv};
 use der::{Decode, Encode};
 use libfuzzer_sys::fuzz_target;
 use openssl::{
@@ -281,29 +281,6 @@ fn tlv(der: &[u8], tag: u8) -> Option<(&[u8], usize)> {
     Some((content, header + len))
 }
 
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let len = content.len();
-    let mut out = vec![tag];
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 fn pem(der: &[u8]) -> Vec<u8> {
-    use base64::{Engine, engine::general_purpose::STANDARD};
-    let body = STANDARD.encode(der);
-    let mut out = b"-----BEGIN CERTIFICATE REQUEST-----\n".to_vec();
-    for line in body.as_bytes().chunks(64) {
-        out.extend_from_slice(line);
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"-----END CERTIFICATE REQUEST-----\n");
-    out
+    certpair::pki::leaf::pem("CERTIFICATE REQUEST", der)
 }

@@ -2,7 +2,6 @@
 //! Any bytes into certpair's CSR parsers, as DER and as PEM, then into the request checks
 //! every caller runs on what parses. Nothing here may panic.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use certpair::{
     pki::csr::{self, ParsedRequest},
     policy::{self, RequestSpec},
@@ -42,12 +41,5 @@ fn check(parsed: &ParsedRequest) {
 }
 
 fn pem(der: &[u8]) -> Vec<u8> {
-    let body = STANDARD.encode(der);
-    let mut out = b"-----BEGIN CERTIFICATE REQUEST-----\n".to_vec();
-    for line in body.as_bytes().chunks(64) {
-        out.extend_from_slice(line);
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"-----END CERTIFICATE REQUEST-----\n");
-    out
+    certpair::pki::leaf::pem("CERTIFICATE REQUEST", der)
 }

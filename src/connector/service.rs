@@ -279,7 +279,7 @@ impl Service {
         let application = tr.spec.application.clone();
         let parsed =
             parse_pem_for_admission(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
-        let usages = usages(&parsed.key);
+        let usages = policy::pairing::usages(&parsed.key);
         let checked = check_request(&parsed, &usages)?;
         check_pairing(
             &checked,
@@ -580,7 +580,7 @@ impl Service {
     ) -> Result<Certificates, ConnectorError> {
         let parsed =
             parse_pem_for_admission(csr_pem).map_err(|e| refused(policy::unreadable(&e)))?;
-        let usages = usages(&parsed.key);
+        let usages = policy::pairing::usages(&parsed.key);
         let checked = check_request(&parsed, &usages)?;
         check_same_subject(&checked, &identity.subject).map_err(refused)?;
         check_pairing(
@@ -706,16 +706,6 @@ fn check_request<'r>(
         },
     )
     .map_err(refused)
-}
-
-/// The usages the connector puts on a CSR for this key.
-fn usages(key: &KeyInfo) -> Vec<String> {
-    let mut u = vec!["digital signature".to_owned()];
-    if matches!(key, KeyInfo::Rsa { .. }) {
-        u.push("key encipherment".into());
-    }
-    u.push("client auth".into());
-    u
 }
 
 /// The one CSR of a pairing: `pair-<application>-<TokenRequest uid>`.

@@ -149,7 +149,7 @@ pub(crate) fn time(unix: i64) -> Option<Time> {
 }
 
 /// PEM of one DER block under `label`, 64 characters a line (RFC 7468).
-pub(crate) fn pem(label: &str, der: &[u8]) -> Vec<u8> {
+pub fn pem(label: &str, der: &[u8]) -> Vec<u8> {
     let b64 = openssl::base64::encode_block(der);
     let mut out = Vec::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
     out.extend_from_slice(b"-----BEGIN ");

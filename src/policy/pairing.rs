@@ -7,7 +7,7 @@ use super::{
     ApplicationRules, CheckedRequest, Decision, Defaults, Denial, DenyReason, Facts, KeyAlgorithm,
     KeyRules, decide,
 };
-use crate::pki::csr::{AttributeKind, SubjectAttribute};
+use crate::pki::csr::{AttributeKind, KeyInfo, SubjectAttribute};
 
 /// Kyma's words for a CSR whose CN is not the token's Application; clients match on them.
 pub const INVALID_COMMON_NAME: &str = "CSR: Invalid common name provided.";
@@ -71,6 +71,17 @@ pub enum PairingRefusal {
     OtherApplication(String),
     /// What the approver would deny it for.
     Denied(Denial),
+}
+
+/// The usages a pairing certificate is issued with (on its CSR): client authentication, and
+/// key encipherment for an RSA key as RFC 5280 expects of a TLS client key.
+pub fn usages(key: &KeyInfo) -> Vec<String> {
+    let mut u = vec!["digital signature".to_owned()];
+    if matches!(key, KeyInfo::Rsa { .. }) {
+        u.push("key encipherment".into());
+    }
+    u.push("client auth".into());
+    u
 }
 
 /// A request redeemed with a token for `application`: its CN must name that Application, and

@@ -602,8 +602,9 @@ fn canonical_request(info: &[u8], oid: &[u8], rsa: bool, signature: &[u8]) -> Ve
     der_tlv(0x30, &body)
 }
 
-/// One DER tag-length-value with a definite, minimal length.
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// One DER tag-length-value with a definite, minimal length. Public for the tests and fuzz
+/// targets that build requests byte by byte.
+pub fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let len = content.len();
     let mut out = vec![tag];
     if len < 0x80 {
