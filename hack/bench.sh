@@ -26,7 +26,7 @@
 #   hack/bench.sh cache     bytes and allocations the controller's CSR cache holds per issued CSR
 #                           (a counting allocator, in process; no control plane).
 #   hack/bench.sh flood     500 clients sending slow 1 MiB bodies to the webhook for 45 s
-#                           (tests/webhook_flood.rs, which also asserts the bound); prints the
+#                           (tests/floods.rs, which also asserts the bound); prints the
 #                           controller's peak RSS and how long a kubectl create took meanwhile.
 #   hack/bench.sh soak [MINUTES] [RATE]  (also hack/soak.sh) RATE CSRs a second (default 10) for
 #                           MINUTES (default 30), each deleted after 2 minutes; the controller's
@@ -93,7 +93,7 @@ case "${1:-}" in
     ;;
   flood)
     control_plane
-    cargo test --locked --test webhook_flood -- --nocapture 2>&1 \
+    cargo test --locked --test floods -- --nocapture 2>&1 \
       | grep -E '^(flood:|kubectl create during|test result)'
     ;;
   *) echo "usage: $0 csr [N] | webhook [SECONDS] | connector [N] [C] | peers [N] | signing [SECONDS] | admission [N] | cache | flood | soak [MINUTES] [RATE]" >&2; exit 2 ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of certpair: formatting, lints, generated-file freshness, unit
-# tests, then the end-to-end tests against a real kube-apiserver + etcd started for this run
-# (and always stopped again). This is the README's test command; .ci/run calls it.
+# tests, a short fuzzing of every parser, then the end-to-end tests against a real
+# kube-apiserver + etcd started for this run (and always stopped again). This is the README's
+# test command; .ci/run calls it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
@@ -27,6 +28,11 @@ fi
 
 say "unit tests"
 cargo test --locked --lib --bins
+
+say "fuzzing, 30 s per target (hack/fuzz.sh 600 is the long run)"
+# A regression in a parser fails here within minutes; under CI=true the instrumented build
+# and the corpus are cached outside the clone, so only the first run builds from cold.
+hack/fuzz.sh 30
 
 say "end-to-end tests against a real control plane"
 # A state dir of its own, so a developer's running quickstart cluster is left alone.

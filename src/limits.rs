@@ -29,30 +29,77 @@ pub const LARGE_BODY_BUDGET: usize = 4 * MAX_BODY_BYTES;
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time to receive a request's head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an idle kept-alive connection stays open: longer than the apiserver's own idle
-/// timeout for webhook connections (90 s, Go's default), so it is always the client that
-/// closes an idle connection. The other way round, the apiserver can send a review on a
-/// connection the server is just closing, and Go does not retry a POST. It also keeps the
-/// apiserver's connections through a flood, when a new one would wait behind the flood's in
-/// the listen backlog.
+/// How long an idle kept-alive connection to the webhook stays open: longer than the
+/// apiserver's own idle timeout for webhook connections (90 s, Go's default), so it is always
+/// the client that closes an idle connection. The other way round, the apiserver can send a
+/// review on a connection the server is just closing, and Go does not retry a POST. It also
+/// keeps the apiserver's connections through a flood, when a new one would wait behind the
+/// flood's in the listen backlog.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(100);
-/// Concurrent connections per worker thread; further ones wait in the listen backlog. A
-/// connection sending a body holds about 450 KiB (actix-http buffers up to 128 KiB of unread
-/// input, then its payload buffer and OpenSSL's records), so this, not the body budget, bounds
-/// a flood of slow senders: at 128 a flood held the webhook at 138–148 MiB, at 64 at 101 MiB
-/// (tests/webhook_flood.rs; the bound is half the Deployment's 256 MiB). The apiserver needs
-/// one connection per review in flight.
-pub const MAX_CONNECTIONS_PER_WORKER: usize = 64;
-/// TLS handshakes in progress per worker thread.
-pub const MAX_HANDSHAKES_PER_WORKER: usize = 32;
+/// Connections waiting in the kernel for a worker to take them (the listen backlog): room
+/// for a flood's reconnects without the kernel dropping a real client's SYN (with the usual
+/// 128, 1,000 idle clients made new connections to the connector time out in `connect`).
+/// Linux caps it at `net.core.somaxconn` (4096 by default).
+pub const LISTEN_BACKLOG: i32 = 1024;
 
-/// `server` with the limits every certpair HTTPS listener applies: connections and handshakes
-/// per worker, time to send a head, keep-alive, a shutdown bounded well inside Kubernetes'
+/// Connections per worker of a listener whose clients are a few in-cluster components (the
+/// apiserver for the webhook, the controller for the connector's internal API).
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 64;
+
+/// The connection limits of one listener, per worker thread: the connections it holds at
+/// once (further ones wait in the listen backlog), the TLS handshakes among them, and how
+/// long an idle kept-alive connection stays.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub connections: usize,
+    pub handshakes: usize,
+    pub keep_alive: Duration,
+}
+
+/// The webhook's one client is the apiserver, which keeps its connections alive (one per
+/// review in flight), so few slots are needed and they are what bounds memory. A connection
+/// sending a body holds about 450 KiB (actix-http buffers up to 128 KiB of unread input,
+/// then its payload buffer and OpenSSL's records), so the connection limit, not the body
+/// budget, bounds a flood of slow senders: at 128 a flood held the webhook at 138–148 MiB,
+/// at 64 at 101 MiB (tests/floods.rs; the bound is half the Deployment's 256 MiB).
+pub const WEBHOOK: ConnectionLimits = ConnectionLimits {
+    connections: MAX_CONNECTIONS_PER_WORKER,
+    handshakes: 32,
+    keep_alive: KEEP_ALIVE,
+};
+
+/// The connector's clients are external applications, each opening a connection of its own
+/// for a call or two, so they must find a free slot: enough that 1,000 idle connections
+/// (each held for the TLS handshake or head timeout, then made again) leave room. Its bodies
+/// are small ([`read_small`]), so a connection costs far less than a webhook's under a flood
+/// of slow senders (tests/floods.rs). Its clients do not need long keep-alive: a pairing's
+/// or renewal's calls follow each other within seconds.
+pub const CONNECTOR: ConnectionLimits = ConnectionLimits {
+    connections: 512,
+    handshakes: 512,
+    keep_alive: Duration::from_secs(15),
+};
+
+/// A TCP listener on `addr` with [`LISTEN_BACKLOG`] (the standard library's is 128) and
+/// `SO_REUSEADDR`, as servers have it, so a restart is not refused while old connections
+/// linger in TIME_WAIT.
+pub fn listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// `server` with the limits every certpair HTTPS listener applies: `limits` (connections and
+/// handshakes per worker, keep-alive), time to send a head, a shutdown bounded well inside Kubernetes'
 /// 30 s grace period, no signal handling of its own (the process drains every listener on one
 /// SIGTERM), and no Nagle (an answer's body must not wait for the client's delayed ACK of its
 /// head: 40 ms each on Linux).
 pub fn bounded<F, I, S, B>(
     server: actix_web::HttpServer<F, I, S, B>,
+    limits: ConnectionLimits,
 ) -> actix_web::HttpServer<F, I, S, B>
 where
     F: Fn() -> I + Send + Clone + 'static,
@@ -68,10 +115,10 @@ where
 {
     server
         .tcp_nodelay(true)
-        .max_connections(MAX_CONNECTIONS_PER_WORKER)
-        .max_connection_rate(MAX_HANDSHAKES_PER_WORKER)
+        .max_connections(limits.connections)
+        .max_connection_rate(limits.handshakes)
         .client_request_timeout(HEAD_TIMEOUT)
-        .keep_alive(KEEP_ALIVE)
+        .keep_alive(limits.keep_alive)
         .shutdown_timeout(10)
         .disable_signals()
 }

@@ -1,11 +1,14 @@
-//! The webhook under floods, each answered through the apiserver meanwhile:
+//! certpair's listeners under floods, each still answering its real clients meanwhile:
 //!
 //! - slow large bodies: 500 concurrent clients each send all but the last byte of a 1 MiB body
 //!   and reconnect when dropped, for 45 s. The webhook's memory stays bounded (peak RSS under
 //!   half the Deployment's 256 MiB limit), and a `kubectl create` of a CSR during the flood is
 //!   still answered through the apiserver;
 //! - 1,000 idle connections (half after a TLS handshake, half before) held and renewed while
-//!   five `kubectl create`s are made: every one is admitted.
+//!   five `kubectl create`s are made: every one is admitted;
+//! - 1,000 idle connections to the connector, and then 1,000 slow senders of 64 KiB bodies,
+//!   while three external applications pair with curl: every pairing gets its certificate,
+//!   and the connector's memory stays under half its Deployment's limit.
 //!
 //! Its own binary: it installs the webhook configuration and loads the machine; its tests take
 //! turns.
@@ -17,13 +20,21 @@ use std::time::{Duration, Instant};
 use support::{
     Cluster,
     csr::{application, requester},
-    csr_pem, ec_key, unique,
+    csr_pem, ec_key, free_port,
+    pairing::{Curled, csr_body, curl, token_request},
+    unique,
 };
 
 const CLIENTS: usize = 500;
 const IDLE_CLIENTS: usize = 1000;
 /// `kubectl create`s made while the idle connections are held.
 const IDLE_CREATES: usize = 5;
+/// Pairings made during a flood of the connector.
+const FLOOD_PAIRINGS: usize = 3;
+/// How long the slow senders flood the connector.
+const CONNECTOR_FLOOD: Duration = Duration::from_secs(20);
+/// Half the memory limit of the connector's Deployment (256 MiB, sized for this).
+const CONNECTOR_PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
 
 /// Each test installs the webhook and floods it: one at a time.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -50,7 +61,13 @@ async fn a_flood_of_large_bodies_neither_exhausts_memory_nor_blocks_admission() 
     let (_, before) = controller.memory_kib();
 
     let flood = tokio::task::spawn_blocking(move || {
-        support::flood::flood(port, "/validate/certificatesigningrequests", CLIENTS, FLOOD)
+        support::flood::flood(
+            port,
+            "/validate/certificatesigningrequests",
+            1024 * 1024,
+            CLIENTS,
+            FLOOD,
+        )
     });
     let started = Instant::now();
     let mut peak = 0;
@@ -114,7 +131,7 @@ async fn a_thousand_idle_connections_do_not_stop_admission() {
     let flood = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
-            support::flood::idle(port, IDLE_CLIENTS, stop, Duration::from_secs(120))
+            support::flood::idle(port, IDLE_CLIENTS, &stop, Duration::from_secs(120))
         })
     };
     // Let the flood take every slot first.
@@ -160,6 +177,206 @@ async fn a_thousand_idle_connections_do_not_stop_admission() {
         peak < PEAK_RSS_LIMIT_KIB,
         "peak RSS {peak} KiB is over half the 256 MiB limit"
     );
+}
+
+/// Slowloris against the connector: external applications open a new connection for each
+/// call (curl here), so unlike the apiserver they cannot rely on a kept-alive connection and
+/// must find a free slot among the idle clients'.
+#[tokio::test]
+async fn a_thousand_idle_connections_do_not_stop_pairing() {
+    let _turn = TURN.lock().await;
+    let cluster = Cluster::connect().await;
+    let paired = Paired::start(&cluster, "idle-pairing").await;
+    let before = paired.pair_before();
+    let port = paired.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            support::flood::idle(port, IDLE_CLIENTS, &stop, Duration::from_secs(240))
+        })
+    };
+    let (took, peak, lasted) = paired.pair_during().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flooded = flood.await.expect("idle threads");
+    paired.report(
+        &format!("idle flood on the connector: {IDLE_CLIENTS} clients"),
+        &flooded,
+        lasted,
+        before,
+        &took,
+        peak,
+    );
+}
+
+/// Slow senders against the connector: each client announces a body just under the largest
+/// the connector reads (64 KiB) to the GraphQL endpoint, which reads a body before it looks
+/// at a token, sends all of it but the last byte, and holds the connection until the body
+/// timeout drops it.
+#[tokio::test]
+async fn a_thousand_slow_senders_do_not_stop_pairing() {
+    let _turn = TURN.lock().await;
+    let cluster = Cluster::connect().await;
+    let paired = Paired::start(&cluster, "slow-pairing").await;
+    let before = paired.pair_before();
+    let port = paired.port;
+    let flood = tokio::task::spawn_blocking(move || {
+        support::flood::flood(
+            port,
+            "/graphql",
+            certpair::limits::SMALL_BODY_BYTES,
+            IDLE_CLIENTS,
+            CONNECTOR_FLOOD,
+        )
+    });
+    let (took, peak, lasted) = paired.pair_during().await;
+    let flooded = flood.await.expect("flood threads");
+    paired.report(
+        &format!("slow senders on the connector: {IDLE_CLIENTS} clients"),
+        &flooded,
+        lasted,
+        before,
+        &took,
+        peak,
+    );
+}
+
+/// A controller and a connector, an Application, and TokenRequests for it made beforehand,
+/// so that what is timed is the application's own two calls.
+struct Paired {
+    _controller: support::ControllerProcess,
+    connector: support::ControllerProcess,
+    port: u16,
+    _dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+    app: String,
+    /// The first is paired before the flood, the others during it.
+    info_urls: Vec<String>,
+}
+
+impl Paired {
+    async fn start(cluster: &Cluster, prefix: &str) -> Paired {
+        cluster.install_connector_manifests().await;
+        let port = free_port();
+        let url = format!("https://127.0.0.1:{port}");
+        let controller = cluster
+            .start_controller(&["--connector-url", &url, "--connector-ips", "127.0.0.1"])
+            .await;
+        controller.wait_leader().await;
+        let connector = cluster.start_connector_at(port, &[]).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("connector-ca.crt");
+        std::fs::write(&ca, cluster.published_ca("certpair-connector-ca")).expect("write");
+        let app = unique(prefix);
+        application(&cluster.client, &app, None).await;
+        let mut info_urls = Vec::new();
+        for _ in 0..=FLOOD_PAIRINGS {
+            info_urls.push(token_request(&cluster.client, &app, &unique(prefix)).await);
+        }
+        Paired {
+            _controller: controller,
+            connector,
+            port,
+            _dir: dir,
+            ca,
+            app,
+            info_urls,
+        }
+    }
+
+    /// One pairing with curl (info, then certificates): the time it took, or what failed.
+    fn pair(&self, info_url: &str) -> Result<Duration, String> {
+        let at = Instant::now();
+        let Curled {
+            code, body, stderr, ..
+        } = curl(&self.ca, &[info_url]);
+        if code != 200 {
+            return Err(format!(
+                "signingRequests/info after {:?}: {code} {body} {stderr}",
+                at.elapsed()
+            ));
+        }
+        let csr_url = body["csrUrl"].as_str().unwrap_or_default().to_owned();
+        let Curled {
+            code, body, stderr, ..
+        } = curl(&self.ca, &["-d", &csr_body(&self.app, &ec_key()), &csr_url]);
+        if code != 201 || !body["crt"].is_string() {
+            return Err(format!(
+                "certificates after {:?}: {code} {body} {stderr}",
+                at.elapsed()
+            ));
+        }
+        Ok(at.elapsed())
+    }
+
+    /// The first pairing, before any flood: how long it took.
+    fn pair_before(&self) -> Duration {
+        self.pair(&self.info_urls[0])
+            .expect("a pairing before the flood")
+    }
+
+    /// Waits 5 s for a flood just started to take every slot, then pairs the others 2 s
+    /// apart: every pairing's outcome, the connector's peak RSS, and how long since the call.
+    async fn pair_during(&self) -> (Vec<Result<Duration, String>>, u64, Duration) {
+        let began = Instant::now();
+        let mut took = Vec::new();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut peak = 0;
+        for info_url in &self.info_urls[1..] {
+            peak = peak.max(self.connector.memory_kib().1);
+            took.push(self.pair(info_url));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        (
+            took,
+            peak.max(self.connector.memory_kib().1),
+            began.elapsed(),
+        )
+    }
+
+    /// Prints the figures, then asserts that every pairing got its certificate, that the flood
+    /// reached the connector, and that its peak RSS stayed under half its 256 MiB limit.
+    fn report(
+        &self,
+        what: &str,
+        flooded: &support::flood::Flooded,
+        lasted: Duration,
+        before: Duration,
+        took: &[Result<Duration, String>],
+        peak: u64,
+    ) {
+        let shown: Vec<String> = took
+            .iter()
+            .map(|t| match t {
+                Ok(t) => format!("{:.2}", t.as_secs_f64()),
+                Err(_) => "failed".into(),
+            })
+            .collect();
+        println!(
+            "{what} for {:.0} s, {} TLS handshakes, {} failed connects; a pairing (info + \
+             certificates, curl) took {:.2} s before it and [{}] s during it; connector peak \
+             RSS {:.1} MiB",
+            lasted.as_secs_f64(),
+            flooded.handshakes,
+            flooded.failed_connects,
+            before.as_secs_f64(),
+            shown.join(", "),
+            peak as f64 / 1024.0
+        );
+        for t in took {
+            if let Err(e) = t {
+                panic!("a pairing during the flood failed: {e}");
+            }
+        }
+        assert!(
+            flooded.handshakes >= (IDLE_CLIENTS / 2) as u64,
+            "the clients reached the connector: {flooded:?}"
+        );
+        assert!(
+            peak < CONNECTOR_PEAK_RSS_LIMIT_KIB,
+            "peak RSS {peak} KiB is over half the connector's 256 MiB limit"
+        );
+    }
 }
 
 /// A controller serving the webhook, an Application and a requester who may ask for it.

@@ -301,8 +301,8 @@ fn server_ended(
 }
 
 /// The public TLS listener: Kyma's REST routes, client certificates asked for on every
-/// handshake and recorded for the mTLS paths, the same connection and time limits as the
-/// webhook.
+/// handshake and recorded for the mTLS paths, the connector's connection limits
+/// ([`limits::CONNECTOR`]) and the same time limits as the webhook.
 pub fn public_server(
     service: Arc<service::Service>,
     introspection: bool,
@@ -312,8 +312,7 @@ pub fn public_server(
 ) -> Result<actix_web::dev::Server> {
     let schema = web::Data::new(graphql::schema(service.clone(), introspection));
     let data = web::Data::new(service);
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    let listener = limits::listener(addr).map_err(|source| Error::Bind { addr, source })?;
     let server = HttpServer::new(move || {
         let draining = draining.clone();
         App::new()
@@ -335,7 +334,7 @@ pub fn public_server(
             .configure(rest::configure)
     })
     .workers(WORKERS);
-    let server = limits::bounded(server)
+    let server = limits::bounded(server, limits::CONNECTOR)
         .on_connect(record_peer_certificate)
         .listen_openssl(listener, acceptor)
         .map_err(|source| Error::Bind { addr, source })?

@@ -119,8 +119,7 @@ pub fn serve(
     let acceptor =
         crate::tls::acceptor(slot).map_err(|e| Error::Config(format!("TLS set-up failed: {e}")))?;
     let addr = config.addr;
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    let listener = limits::listener(addr).map_err(|source| Error::Bind { addr, source })?;
     let server =
         https_server(state, acceptor, listener).map_err(|source| Error::Bind { addr, source })?;
     info!(%addr, "serving the admission webhook over TLS");
@@ -179,6 +178,7 @@ pub fn https_server(
                 .configure(configure)
         })
         .workers(WORKERS),
+        limits::WEBHOOK,
     )
     .listen_openssl(listener, acceptor)?
     .run())
