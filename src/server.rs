@@ -4,7 +4,10 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, get, web};
@@ -14,13 +17,26 @@ use crate::{
     telemetry::Encode,
 };
 
-/// Named readiness checks; `/readyz` answers 200 only when every registered check has passed.
+/// Named readiness checks; `/readyz` answers 200 only when every registered check has passed
+/// and the process is not shutting down.
 #[derive(Debug, Default)]
 pub struct Readiness {
     checks: RwLock<BTreeMap<&'static str, bool>>,
+    shutting_down: AtomicBool,
 }
 
 impl Readiness {
+    /// From now on `/readyz` answers 503: the process is draining, so whatever routes traffic
+    /// by readiness (a Service outside Kubernetes' own endpoint handling, a load balancer)
+    /// sends no new connections while the last answers go out.
+    pub fn shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
     /// Registers a check that starts out failing.
     pub fn register(&self, name: &'static str) {
         self.write().insert(name, false);
@@ -65,6 +81,10 @@ async fn healthz() -> HttpResponse {
 
 #[get("/readyz")]
 async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
+    if state.readiness.is_shutting_down() {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "ready": false, "shuttingDown": true }));
+    }
     let failing = state.readiness.failing();
     if failing.is_empty() {
         HttpResponse::Ok().content_type("text/plain").body("ok\n")
@@ -148,6 +168,17 @@ mod tests {
             test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
         assert_eq!(resp.status(), StatusCode::OK);
 
+        let resp =
+            test::call_service(&app, test::TestRequest::get().uri("/healthz").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+
+        // Draining: not ready any more, however the checks stand; still alive.
+        state.readiness.shutting_down();
+        let resp =
+            test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = to_bytes(resp.into_body()).await.expect("body");
+        assert!(String::from_utf8_lossy(&body).contains("shuttingDown"));
         let resp =
             test::call_service(&app, test::TestRequest::get().uri("/healthz").to_request()).await;
         assert_eq!(resp.status(), StatusCode::OK);

@@ -277,8 +277,9 @@ pub async fn run(args: ConnectorArgs) -> Result<()> {
         served = http_task => server_ended(served),
     };
     // Drain like the webhook: keep answering for the window, each answer closing its
-    // connection, then stop accepting and finish what is in flight.
+    // connection and /readyz answering 503, then stop accepting and finish what is in flight.
     draining.store(true, Ordering::Relaxed);
+    readiness.shutting_down();
     info!(window_seconds = drain_seconds, "draining");
     tokio::time::sleep(Duration::from_secs(drain_seconds)).await;
     tokio::join!(

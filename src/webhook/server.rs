@@ -104,7 +104,7 @@ pub fn serve(
         client,
         Arc::new(config.tls.clone()),
         slot.clone(),
-        readiness,
+        readiness.clone(),
         WEBHOOK_CERTIFICATE,
     ));
     let state = web::Data::new(WebhookState {
@@ -128,6 +128,7 @@ pub fn serve(
         task: tokio::spawn(server),
         draining,
         drain_window: config.drain_window,
+        readiness,
     })
 }
 
@@ -137,11 +138,12 @@ pub struct WebhookServer {
     task: JoinHandle<std::io::Result<()>>,
     draining: Arc<AtomicBool>,
     drain_window: Duration,
+    readiness: Arc<Readiness>,
 }
 
 impl WebhookServer {
-    /// Graceful stop in two steps. For `drain_window` it keeps serving, but every answer
-    /// closes its connection: an apiserver connection that is in use ends cleanly after a
+    /// Graceful stop in two steps. For `drain_window` it keeps serving, but `/readyz` answers
+    /// 503 and every answer closes its connection: an apiserver connection that is in use ends cleanly after a
     /// response. (Cutting a kept-alive connection can race a request the apiserver is just
     /// writing; Go does not retry a POST, so that admission call would fail.) Then it stops
     /// accepting, finishes the reviews in flight (actix closes idle connections and answers
@@ -149,6 +151,7 @@ impl WebhookServer {
     /// timeout.
     pub async fn drain(self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.readiness.shutting_down();
         info!(window = ?self.drain_window, "webhook: draining; answers now close their connection");
         tokio::time::sleep(self.drain_window).await;
         info!("webhook: no longer accepting connections; finishing in-flight reviews");
