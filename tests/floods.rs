@@ -102,14 +102,7 @@ async fn a_flood_of_large_bodies_neither_exhausts_memory_nor_blocks_admission() 
         controller.logs()
     );
     println!("kubectl create during the flood answered in {took:?}");
-    assert!(
-        flooded.handshakes >= clients() as u64,
-        "the flood reached the webhook: {flooded:?}"
-    );
-    assert!(
-        peak < PEAK_RSS_LIMIT_KIB,
-        "peak RSS {peak} KiB is over half the 256 MiB limit"
-    );
+    assert_bounded(&flooded, clients(), peak, PEAK_RSS_LIMIT_KIB);
 }
 
 /// Slowloris: idle connections hold the webhook's connection slots (each until the head
@@ -169,14 +162,7 @@ async fn a_thousand_idle_connections_do_not_stop_admission() {
             support::stderr(out)
         );
     }
-    assert!(
-        flooded.handshakes >= (IDLE_CLIENTS / 2) as u64,
-        "the idle clients reached the webhook: {flooded:?}"
-    );
-    assert!(
-        peak < PEAK_RSS_LIMIT_KIB,
-        "peak RSS {peak} KiB is over half the 256 MiB limit"
-    );
+    assert_bounded(&flooded, IDLE_CLIENTS / 2, peak, PEAK_RSS_LIMIT_KIB);
 }
 
 /// Slowloris against the connector: external applications open a new connection for each
@@ -368,15 +354,26 @@ impl Paired {
                 panic!("a pairing during the flood failed: {e}");
             }
         }
-        assert!(
-            flooded.handshakes >= (IDLE_CLIENTS / 2) as u64,
-            "the clients reached the connector: {flooded:?}"
-        );
-        assert!(
-            peak < CONNECTOR_PEAK_RSS_LIMIT_KIB,
-            "peak RSS {peak} KiB is over half the connector's 256 MiB limit"
+        assert_bounded(
+            flooded,
+            IDLE_CLIENTS / 2,
+            peak,
+            CONNECTOR_PEAK_RSS_LIMIT_KIB,
         );
     }
+}
+
+/// The flood reached the listener (at least `handshakes` TLS handshakes), and the process's
+/// peak RSS stayed under `limit_kib` (half its Deployment's memory limit).
+fn assert_bounded(flooded: &support::flood::Flooded, handshakes: usize, peak: u64, limit_kib: u64) {
+    assert!(
+        flooded.handshakes >= handshakes as u64,
+        "the flood reached the listener: {flooded:?}"
+    );
+    assert!(
+        peak < limit_kib,
+        "peak RSS {peak} KiB is over {limit_kib} KiB, half the Deployment's memory limit"
+    );
 }
 
 /// A controller serving the webhook, an Application and a requester who may ask for it.
