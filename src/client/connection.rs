@@ -19,6 +19,10 @@ use crate::pki::spki_pin;
 /// How long one call may take (a pairing waits for its CSR to be signed: 10 s by default).
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle connection is kept for reuse: well inside the connector's keep-alive
+/// (15 s), so it is always the client that drops an idle connection.
+const POOL_IDLE_TIMEOUT: Duration =
+    Duration::from_secs(crate::limits::CONNECTOR.keep_alive.as_secs() * 2 / 3);
 /// The whole pin probe (connect and handshake).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer read from the connector (its answers are a few KiB).
@@ -192,6 +196,9 @@ pub fn http(
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT)
+        // The connector closes a connection idle for 15 s; reusing one it is just closing can
+        // lose a call that is not retried (a POST), so drop idle ones sooner than it does.
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .user_agent(concat!("certpair/", env!("CARGO_PKG_VERSION")));
     for cert in X509::stack_from_pem(ca_pem).map_err(|e| ClientError::local(STEP, e))? {
         let pem = cert.to_pem().map_err(|e| ClientError::local(STEP, e))?;
