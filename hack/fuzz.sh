@@ -22,7 +22,8 @@ fi
 
 ensure_packages
 command -v rustup >/dev/null || { echo "error: rustup is needed to fuzz (cargo fuzz runs on nightly)" >&2; exit 1; }
-if ! rustup toolchain list | grep -q '^nightly'; then
+# The rolling nightly channel (a dated nightly alone does not answer to +nightly).
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   say "installing the nightly toolchain (libFuzzer's instrumentation needs it)"
   if ! rustup toolchain install nightly --profile minimal; then
     echo "error: could not install the nightly Rust toolchain, which cargo fuzz needs;" \
@@ -76,11 +77,12 @@ for t in "${targets[@]}"; do
   files=$(find "$corpus" -type f | wc -l)
   new=$(comm -13 <(echo "$before") <(find "$artifacts" -type f | sort) | sed '/^$/d')
   crashes=$(sed '/^$/d' <<<"$new" | wc -l)
+  shown=$crashes
   if ((rc != 0)) && ((crashes == 0)); then
-    crashes=1 # failed without leaving an input (a build or libFuzzer error): the log says
+    shown=error # failed without leaving an input (a build or libFuzzer error): the log says
   fi
-  rows+=("$(printf '%-18s %12s %8s %7s %7s %8s' "$t" "${runs:-?}" "$files" "${cov:-?}" "${ft:-?}" "$crashes")")
-  if ((crashes > 0)); then
+  rows+=("$(printf '%-18s %12s %8s %7s %7s %8s' "$t" "${runs:-?}" "$files" "${cov:-?}" "${ft:-?}" "$shown")")
+  if ((rc != 0 || crashes > 0)); then
     failed+=("$t")
     echo "--- $t failed (exit $rc); the end of its log: ---" >&2
     grep -v -E '^#[0-9]+\s+(NEW|REDUCE|pulse)' "$logs/$t.log" | tail -n 40 >&2
@@ -96,7 +98,7 @@ done
 say "fuzzing summary (${seconds}s per target)"
 printf '%-18s %12s %8s %7s %7s %8s\n' target runs corpus cov ft crashes
 printf '%s\n' "${rows[@]}"
-echo "(runs: inputs executed; corpus: files in $corpus_root/<target>; cov/ft: libFuzzer's coverage edges and features at the end)"
+echo "(runs: inputs executed; corpus: files in $corpus_root/<target>; cov/ft: libFuzzer's coverage edges and features at the end; crashes: inputs that crashed, leaked or disagreed, or 'error' when libFuzzer failed without one)"
 if ((${#failed[@]} > 0)); then
   echo "error: fuzzing found crashes or mismatches in: ${failed[*]} (inputs in fuzz/artifacts/<target>/)" >&2
   exit 1

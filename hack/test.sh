@@ -32,7 +32,9 @@ cargo test --locked --lib --bins
 say "fuzzing, 30 s per target (hack/fuzz.sh 600 is the long run)"
 # A regression in a parser fails here within minutes; under CI=true the instrumented build
 # and the corpus are cached outside the clone, so only the first run builds from cold.
-hack/fuzz.sh 30
+# A failure is reported at the end, after the end-to-end tests have run too.
+fuzz_failed=0
+hack/fuzz.sh 30 || fuzz_failed=1
 
 say "end-to-end tests against a real control plane"
 # A state dir of its own, so a developer's running quickstart cluster is left alone.
@@ -50,3 +52,7 @@ trap cleanup EXIT
 eval "$(hack/control-plane.sh up)"
 export PATH="$root/hack/bin:$PATH"
 cargo test --locked --test '*' -- --show-output
+if ((fuzz_failed)); then
+  echo "error: fuzzing failed (its summary and the inputs are above, under 'fuzzing summary')" >&2
+  exit 1
+fi
