@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use certpair::api::TokenRequest;
-use kube::{Api, api::PostParams};
+use kube::Api;
 use support::{
     Cluster, free_port,
     pairing::{Curled, csr_body, curl, token_request},
@@ -106,29 +106,16 @@ async fn a_pairing_not_signed_in_time_is_picked_up_by_a_retry() {
 
     // The client: `certpair pair` while nothing signs gives up after --wait-seconds with
     // what to do; run again once a controller signs, it finishes with the same key.
-    trs.create(
-        &PostParams::default(),
-        &serde_json::from_value(serde_json::json!({
-            "apiVersion": "certpair.dev/v1alpha1", "kind": "TokenRequest",
-            "metadata": {"name": format!("{tr_name}-client")}, "spec": {"application": app},
-        }))
-        .expect("TokenRequest"),
-    )
-    .await
-    .expect("create");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let (info_url, pin) = loop {
-        let status = trs
-            .get(&format!("{tr_name}-client"))
-            .await
-            .ok()
-            .and_then(|t| t.status);
-        if let Some((url, pin)) = status.and_then(|s| Some((s.url?, s.ca_cert_hash?))) {
-            break (url, pin);
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no token issued");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let client_tr = format!("{tr_name}-client");
+    let info_url = token_request(&cluster.client, &app, &client_tr).await;
+    // Written with the URL, in the same status update.
+    let pin = trs
+        .get(&client_tr)
+        .await
+        .expect("get TokenRequest")
+        .status
+        .and_then(|s| s.ca_cert_hash)
+        .expect("the CA pin beside the URL");
     second.send_term();
     assert!(second.wait_exit(Duration::from_secs(20)).is_some());
     let out_dir = dir.join("client");

@@ -604,6 +604,7 @@ fn canonical_request(info: &[u8], oid: &[u8], rsa: bool, signature: &[u8]) -> Ve
 
 /// One DER tag-length-value with a definite, minimal length. Public for the tests and fuzz
 /// targets that build requests byte by byte.
+#[doc(hidden)]
 pub fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let len = content.len();
     let mut out = vec![tag];
