@@ -39,7 +39,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(100);
 /// Connections waiting in the kernel for a worker to take them (the listen backlog): room
 /// for a flood's reconnects without the kernel dropping a real client's SYN (with the usual
 /// 128, 1,000 idle clients made new connections to the connector time out in `connect`).
-/// Linux caps it at `net.core.somaxconn` (4096 by default).
+/// Linux caps it at `net.core.somaxconn` (4096 by default since Linux 5.4, 128 before).
 pub const LISTEN_BACKLOG: i32 = 1024;
 
 /// Connections per worker of a listener whose clients are a few in-cluster components (the
@@ -69,20 +69,27 @@ pub const WEBHOOK: ConnectionLimits = ConnectionLimits {
 };
 
 /// The connector's clients are external applications, each opening a connection of its own
-/// for a call or two, so they must find a free slot: enough that 1,000 idle connections
-/// (each held for the TLS handshake or head timeout, then made again) leave room. Its bodies
-/// are small ([`read_small`]), so a connection costs far less than a webhook's under a flood
-/// of slow senders (tests/floods.rs). Its clients do not need long keep-alive: a pairing's
-/// or renewal's calls follow each other within seconds.
+/// for a call or two, so they must find a free slot: enough that 1,000 idle connections (each
+/// held for the TLS handshake or head timeout, 3 s or 5 s, then made again) leave room. (At
+/// 256 per worker, such a flood made each call wait 4–5 s in the listen backlog.) The price is
+/// what each slot may cost before any handler runs: a head that never ends is buffered up to
+/// actix-http's 128 KiB, plus OpenSSL's records, about 190 KiB a connection, so a flood of
+/// such heads holds the connector near 200 MiB (tests/floods.rs; its Deployment's memory
+/// limit is 512 MiB for this). Its bodies are small ([`CONNECTOR_BODY_BYTES`]). Its clients do
+/// not need long keep-alive: a pairing's or renewal's calls follow each other within seconds.
 pub const CONNECTOR: ConnectionLimits = ConnectionLimits {
     connections: 512,
     handshakes: 512,
     keep_alive: Duration::from_secs(15),
 };
 
-/// A TCP listener on `addr` with [`LISTEN_BACKLOG`] (the standard library's is 128) and
-/// `SO_REUSEADDR`, as servers have it, so a restart is not refused while old connections
-/// linger in TIME_WAIT.
+/// Largest body the connector reads ([`read_small`]): a CSR of the largest RSA key certpair
+/// signs is under 6 KiB as base64 in JSON, and a GraphQL request carrying one not much more.
+pub const CONNECTOR_BODY_BYTES: usize = 16 * 1024;
+
+/// A TCP listener on `addr` with [`LISTEN_BACKLOG`] (the standard library's is 128), and
+/// `SO_REUSEADDR` as the standard library's has it (a restart is not refused while old
+/// connections linger in TIME_WAIT).
 pub fn listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -220,9 +227,9 @@ impl BodyBudget {
     }
 }
 
-/// Reads a body of at most [`SMALL_BODY_BYTES`] (every connector request: a CSR is a few KiB),
-/// within [`BODY_TIMEOUT`]. Needs no budget: this much per connection is what the connection
-/// limits already allow for.
+/// Reads a body of at most [`CONNECTOR_BODY_BYTES`] (every connector request: a CSR is a few
+/// KiB), within [`BODY_TIMEOUT`]. Needs no budget: this much per connection is what the
+/// connection limits already allow for.
 pub async fn read_small(
     req: &HttpRequest,
     mut payload: web::Payload,
@@ -232,15 +239,15 @@ pub async fn read_small(
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > SMALL_BODY_BYTES) {
-        return Err(BodyError::TooLarge(SMALL_BODY_BYTES));
+    if declared.is_some_and(|n| n > CONNECTOR_BODY_BYTES) {
+        return Err(BodyError::TooLarge(CONNECTOR_BODY_BYTES));
     }
     let read = async {
         let mut bytes = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
-            if bytes.len() + chunk.len() > SMALL_BODY_BYTES {
-                return Err(BodyError::TooLarge(SMALL_BODY_BYTES));
+            if bytes.len() + chunk.len() > CONNECTOR_BODY_BYTES {
+                return Err(BodyError::TooLarge(CONNECTOR_BODY_BYTES));
             }
             bytes.extend_from_slice(&chunk);
         }

@@ -6,9 +6,10 @@
 //!   still answered through the apiserver;
 //! - 1,000 idle connections (half after a TLS handshake, half before) held and renewed while
 //!   five `kubectl create`s are made: every one is admitted;
-//! - 1,000 idle connections to the connector, and then 1,000 slow senders of 64 KiB bodies,
-//!   while three external applications pair with curl: every pairing gets its certificate,
-//!   and the connector's memory stays under half its Deployment's limit.
+//! - 1,000 idle connections to the connector, then 1,000 slow senders of 16 KiB bodies, then
+//!   1,000 of 120 KiB heads that never end, while three external applications pair with curl:
+//!   every pairing gets its certificate, and the connector's memory stays under half its
+//!   Deployment's limit.
 //!
 //! Its own binary: it installs the webhook configuration and loads the machine; its tests take
 //! turns.
@@ -31,25 +32,31 @@ const IDLE_CLIENTS: usize = 1000;
 const IDLE_CREATES: usize = 5;
 /// Pairings made during a flood of the connector.
 const FLOOD_PAIRINGS: usize = 3;
-/// How long the slow senders flood the connector.
-const CONNECTOR_FLOOD: Duration = Duration::from_secs(20);
-/// Half the memory limit of the connector's Deployment (256 MiB, sized for this).
-const CONNECTOR_PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
 
 /// Each test installs the webhook and floods it: one at a time.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const FLOOD: Duration = Duration::from_secs(45);
 
-/// The number of clients: 500, or CERTPAIR_FLOOD_CLIENTS to explore (the bound is asserted
-/// whatever the number).
+/// The number of slow senders to the webhook: 500, or CERTPAIR_FLOOD_CLIENTS to explore (the
+/// bound is asserted whatever the number).
 fn clients() -> usize {
-    std::env::var("CERTPAIR_FLOOD_CLIENTS")
+    env_or("CERTPAIR_FLOOD_CLIENTS", CLIENTS)
+}
+/// The number of idle clients to either listener, and of slow senders to the connector: 1,000,
+/// or CERTPAIR_IDLE_CLIENTS to explore (what is asserted stays the same).
+fn idle_clients() -> usize {
+    env_or("CERTPAIR_IDLE_CLIENTS", IDLE_CLIENTS)
+}
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(CLIENTS)
+        .unwrap_or(default)
 }
-/// Half the memory limit of the Deployment (256 MiB).
+/// Half the memory limit of the controller's Deployment (256 MiB).
 const PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
+/// Half the memory limit of the connector's Deployment (512 MiB, sized for these floods).
+const CONNECTOR_PEAK_RSS_LIMIT_KIB: u64 = 256 * 1024;
 
 #[tokio::test]
 async fn a_flood_of_large_bodies_neither_exhausts_memory_nor_blocks_admission() {
@@ -60,15 +67,9 @@ async fn a_flood_of_large_bodies_neither_exhausts_memory_nor_blocks_admission() 
     let create = |label: &str| served.create(label);
     let (_, before) = controller.memory_kib();
 
-    let flood = tokio::task::spawn_blocking(move || {
-        support::flood::flood(
-            port,
-            "/validate/certificatesigningrequests",
-            1024 * 1024,
-            CLIENTS,
-            FLOOD,
-        )
-    });
+    let request =
+        support::flood::unfinished_body("/validate/certificatesigningrequests", 1024 * 1024);
+    let flood = Flood::start(port, request, clients());
     let started = Instant::now();
     let mut peak = 0;
     let mut answered_during = None;
@@ -83,7 +84,7 @@ async fn a_flood_of_large_bodies_neither_exhausts_memory_nor_blocks_admission() 
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let flooded = flood.await.expect("flood threads");
+    let flooded = flood.stop().await;
     peak = peak.max(controller.memory_kib().1);
     println!(
         "flood: {} clients for {} s, {} TLS handshakes, {} failed connects; controller peak RSS {:.1} MiB (before the flood {:.1} MiB)",
@@ -124,7 +125,7 @@ async fn a_thousand_idle_connections_do_not_stop_admission() {
     let flood = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
-            support::flood::idle(port, IDLE_CLIENTS, &stop, Duration::from_secs(120))
+            support::flood::idle(port, idle_clients(), &stop, Duration::from_secs(120))
         })
     };
     // Let the flood take every slot first.
@@ -146,8 +147,9 @@ async fn a_thousand_idle_connections_do_not_stop_admission() {
         .map(|(_, took)| format!("{:.2}", took.as_secs_f64()))
         .collect();
     println!(
-        "idle flood: {IDLE_CLIENTS} clients for {:.0} s, {} TLS handshakes, {} failed connects; \
+        "idle flood: {} clients for {:.0} s, {} TLS handshakes, {} failed connects; \
          kubectl create took {:.2} s before it and [{}] s during it; peak RSS {:.1} MiB",
+        idle_clients(),
         lasted.as_secs_f64(),
         flooded.handshakes,
         flooded.failed_connects,
@@ -162,7 +164,7 @@ async fn a_thousand_idle_connections_do_not_stop_admission() {
             support::stderr(out)
         );
     }
-    assert_bounded(&flooded, IDLE_CLIENTS / 2, peak, PEAK_RSS_LIMIT_KIB);
+    assert_bounded(&flooded, idle_clients() / 2, peak, PEAK_RSS_LIMIT_KIB);
 }
 
 /// Slowloris against the connector: external applications open a new connection for each
@@ -179,14 +181,14 @@ async fn a_thousand_idle_connections_do_not_stop_pairing() {
     let flood = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
-            support::flood::idle(port, IDLE_CLIENTS, &stop, Duration::from_secs(240))
+            support::flood::idle(port, idle_clients(), &stop, Duration::from_secs(240))
         })
     };
     let (took, peak, lasted) = paired.pair_during().await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let flooded = flood.await.expect("idle threads");
     paired.report(
-        &format!("idle flood on the connector: {IDLE_CLIENTS} clients"),
+        &format!("idle flood on the connector: {} clients", idle_clients()),
         &flooded,
         lasted,
         before,
@@ -195,36 +197,70 @@ async fn a_thousand_idle_connections_do_not_stop_pairing() {
     );
 }
 
-/// Slow senders against the connector: each client announces a body just under the largest
-/// the connector reads (64 KiB) to the GraphQL endpoint, which reads a body before it looks
+/// Slow senders against the connector: each client announces the largest body the connector
+/// reads (16 KiB) to the GraphQL endpoint, which reads a body before it looks
 /// at a token, sends all of it but the last byte, and holds the connection until the body
 /// timeout drops it.
 #[tokio::test]
 async fn a_thousand_slow_senders_do_not_stop_pairing() {
+    let request =
+        support::flood::unfinished_body("/graphql", certpair::limits::CONNECTOR_BODY_BYTES);
+    pair_through(request, "slow senders").await;
+}
+
+/// The same with heads that never end: each client sends a request head of 120 KiB (one long
+/// header, just under the 128 KiB at which actix refuses a head) without its blank line, so
+/// the connector buffers it until the 5 s head timeout. The costliest thing to hold per
+/// connection before any handler runs, in every one of the connector's slots.
+#[tokio::test]
+async fn a_thousand_unfinished_heads_do_not_stop_pairing() {
+    let request = support::flood::unfinished_head("/graphql", 120 * 1024);
+    pair_through(request, "unfinished heads").await;
+}
+
+/// Floods the connector with [`IDLE_CLIENTS`] clients sending `request` and stalling, pairs
+/// during the flood, and asserts what [`Paired::report`] does.
+async fn pair_through(request: Vec<u8>, what: &str) {
     let _turn = TURN.lock().await;
     let cluster = Cluster::connect().await;
     let paired = Paired::start(&cluster, "slow-pairing").await;
     let before = paired.pair_before();
-    let port = paired.port;
-    let flood = tokio::task::spawn_blocking(move || {
-        support::flood::flood(
-            port,
-            "/graphql",
-            certpair::limits::SMALL_BODY_BYTES,
-            IDLE_CLIENTS,
-            CONNECTOR_FLOOD,
-        )
-    });
+    let flood = Flood::start(paired.port, request, idle_clients());
     let (took, peak, lasted) = paired.pair_during().await;
-    let flooded = flood.await.expect("flood threads");
+    let flooded = flood.stop().await;
     paired.report(
-        &format!("slow senders on the connector: {IDLE_CLIENTS} clients"),
+        &format!("{what} on the connector: {} clients", idle_clients()),
         &flooded,
         lasted,
         before,
         &took,
         peak,
     );
+}
+
+/// Slow senders running on blocking threads until stopped.
+struct Flood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: tokio::task::JoinHandle<support::flood::Flooded>,
+}
+
+impl Flood {
+    /// `clients` slow senders of `request` to `port`, for at most four minutes.
+    fn start(port: u16, request: Vec<u8>, clients: usize) -> Flood {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = {
+            let stop = stop.clone();
+            tokio::task::spawn_blocking(move || {
+                support::flood::flood(port, &request, clients, &stop, Duration::from_secs(240))
+            })
+        };
+        Flood { stop, clients }
+    }
+
+    async fn stop(self) -> support::flood::Flooded {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.clients.await.expect("flood threads")
+    }
 }
 
 /// A controller and a connector, an Application, and TokenRequests for it made beforehand,
@@ -321,7 +357,7 @@ impl Paired {
     }
 
     /// Prints the figures, then asserts that every pairing got its certificate, that the flood
-    /// reached the connector, and that its peak RSS stayed under half its 256 MiB limit.
+    /// reached the connector, and that its peak RSS stayed under half its 512 MiB limit.
     fn report(
         &self,
         what: &str,
@@ -356,7 +392,7 @@ impl Paired {
         }
         assert_bounded(
             flooded,
-            IDLE_CLIENTS / 2,
+            idle_clients() / 2,
             peak,
             CONNECTOR_PEAK_RSS_LIMIT_KIB,
         );

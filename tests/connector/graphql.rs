@@ -333,7 +333,7 @@ async fn graphql_bad_input_is_a_specific_error_and_issues_nothing() {
             &endpoint,
         ]),
         "TOO_LARGE",
-        "larger than 65536 bytes",
+        "larger than 16384 bytes",
     );
     expect(
         curl(&["-H", &with_token, "-d", "query=nope", &endpoint]),

@@ -1,8 +1,8 @@
 //! Floods of hostile clients against a TLS listener on 127.0.0.1, bounded in clients and time:
 //!
-//! - [`flood`]: slow request bodies: each client opens a connection, sends the head of a
-//!   POST announcing a body (1 MiB, say) and then all of the body but its last byte, waits until the
-//!   server answers or drops it, and starts again;
+//! - [`flood`]: slow senders: each client opens a connection, sends all of a request but its
+//!   end (all of a 1 MiB body but its last byte, say, or a long head without its blank line),
+//!   waits until the server answers or drops it, and starts again;
 //! - [`idle`]: idle connections (slowloris): each client connects and sends nothing (half of
 //!   them after completing the TLS handshake, half not even a ClientHello), holds the
 //!   connection until the server drops it, and connects again.
@@ -60,36 +60,77 @@ impl Counts {
     }
 }
 
-/// Floods `port` with `clients` concurrent clients, each announcing a body of `bytes`, for
-/// `duration`; blocks until they stop.
-pub fn flood(port: u16, path: &str, bytes: usize, clients: usize, duration: Duration) -> Flooded {
-    let body = vec![b' '; bytes - 1];
-    let head = format!(
+/// What a slow sender sends before it stalls: the head of a POST to `path` announcing a body
+/// of `bytes`, and all of that body but its last byte.
+pub fn unfinished_body(path: &str, bytes: usize) -> Vec<u8> {
+    let mut request = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {bytes}\r\n\r\n"
-    );
-    let deadline = Instant::now() + duration;
+    )
+    .into_bytes();
+    request.resize(request.len() + bytes - 1, b' ');
+    request
+}
+
+/// What a slow sender sends before it stalls: a request head to `path` of about `bytes` that
+/// never ends (one long header, no blank line), which the server buffers until its head
+/// timeout or its head size limit.
+pub fn unfinished_head(path: &str, bytes: usize) -> Vec<u8> {
+    let mut request =
+        format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: ").into_bytes();
+    request.resize(bytes.max(request.len()), b'a');
+    request
+}
+
+/// Floods `port` with `clients` concurrent slow senders until `stop` is set (or for
+/// `longest`): each connects, sends `request` (see [`unfinished_body`], [`unfinished_head`]),
+/// holds the connection until the server answers or drops it, and connects again. Blocks
+/// until they stop.
+pub fn flood(
+    port: u16,
+    request: &[u8],
+    clients: usize,
+    stop: &AtomicBool,
+    longest: Duration,
+) -> Flooded {
+    let deadline = Instant::now() + longest;
+    let going = || Instant::now() < deadline && !stop.load(Ordering::Relaxed);
+    // Socket operations wake up each second to see whether to stop.
+    let wake = Some(Duration::from_secs(1));
     run_clients(clients, |_, counts| {
-        while Instant::now() < deadline {
+        while going() {
             let Some(mut stream) = super::webhook::tls_connect(port) else {
                 counts.failed();
                 continue;
             };
             counts.handshake();
-            let left = deadline.saturating_duration_since(Instant::now());
-            let timeout = Some(left.max(Duration::from_millis(10)));
-            let _ = stream.get_ref().set_write_timeout(timeout);
-            let _ = stream.get_ref().set_read_timeout(timeout);
-            if stream.write_all(head.as_bytes()).is_err() {
-                continue;
-            }
-            for chunk in body.chunks(16 * 1024) {
-                if Instant::now() >= deadline || stream.write_all(chunk).is_err() {
+            let _ = stream.get_ref().set_write_timeout(wake);
+            let _ = stream.get_ref().set_read_timeout(wake);
+            let mut sent = true;
+            for chunk in request.chunks(16 * 1024) {
+                if !going() || !write_patiently(&mut stream, chunk, going) {
+                    sent = false;
                     break;
                 }
             }
-            hold(&mut stream, || Instant::now() < deadline);
+            if sent {
+                hold(&mut stream, going);
+            }
         }
     })
+}
+
+/// Writes all of `chunk`, retrying writes that time out while `going` holds; false once the
+/// server fails the connection or `going` says to stop.
+fn write_patiently(stream: &mut impl Write, mut chunk: &[u8], going: impl Fn() -> bool) -> bool {
+    while !chunk.is_empty() {
+        match stream.write(chunk) {
+            Ok(0) => return false,
+            Ok(n) => chunk = &chunk[n..],
+            Err(e) if timed_out(&e) && going() => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Holds `clients` idle connections to `port` until `stop` is set (or for `longest`), each

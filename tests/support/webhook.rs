@@ -96,9 +96,15 @@ pub async fn start_from_nothing(
 /// certificate (the tests compare or bypass it; the apiserver is the verifying client).
 pub fn tls_connect(port: u16) -> Option<openssl::ssl::SslStream<std::net::TcpStream>> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let mut b = SslConnector::builder(SslMethod::tls_client()).ok()?;
-    b.set_verify(SslVerifyMode::NONE);
-    let mut config = b.build().configure().ok()?;
+    // One connector for every connection: building one loads the system's CA bundle, which
+    // costs milliseconds, and a flood's clients connect thousands of times.
+    static CONNECTOR: std::sync::OnceLock<Option<SslConnector>> = std::sync::OnceLock::new();
+    let connector = CONNECTOR.get_or_init(|| {
+        let mut b = SslConnector::builder(SslMethod::tls_client()).ok()?;
+        b.set_verify(SslVerifyMode::NONE);
+        Some(b.build())
+    });
+    let mut config = connector.as_ref()?.configure().ok()?;
     config.set_use_server_name_indication(false);
     config.set_verify_hostname(false);
     let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
