@@ -120,14 +120,8 @@ async fn a_thousand_idle_connections_do_not_stop_admission() {
     let at = Instant::now();
     assert!(create("before-idle").status.success());
     let baseline = at.elapsed();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood_started = Instant::now();
-    let flood = {
-        let stop = stop.clone();
-        tokio::task::spawn_blocking(move || {
-            support::flood::idle(port, idle_clients(), &stop, Duration::from_secs(120))
-        })
-    };
+    let flood = Flood::idle(port, idle_clients());
     // Let the flood take every slot first.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut answers = Vec::new();
@@ -139,9 +133,8 @@ async fn a_thousand_idle_connections_do_not_stop_admission() {
         answers.push((out, at.elapsed()));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let lasted = flood_started.elapsed();
-    let flooded = flood.await.expect("idle threads");
+    let flooded = flood.stop().await;
     let took: Vec<String> = answers
         .iter()
         .map(|(_, took)| format!("{:.2}", took.as_secs_f64()))
@@ -176,17 +169,9 @@ async fn a_thousand_idle_connections_do_not_stop_pairing() {
     let cluster = Cluster::connect().await;
     let paired = Paired::start(&cluster, "idle-pairing").await;
     let before = paired.pair_before();
-    let port = paired.port;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flood = {
-        let stop = stop.clone();
-        tokio::task::spawn_blocking(move || {
-            support::flood::idle(port, idle_clients(), &stop, Duration::from_secs(240))
-        })
-    };
+    let flood = Flood::idle(paired.port, idle_clients());
     let (took, peak, lasted) = paired.pair_during().await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let flooded = flood.await.expect("idle threads");
+    let flooded = flood.stop().await;
     paired.report(
         &format!("idle flood on the connector: {} clients", idle_clients()),
         &flooded,
@@ -238,21 +223,34 @@ async fn pair_through(request: Vec<u8>, what: &str) {
     );
 }
 
-/// Slow senders running on blocking threads until stopped.
+/// Flood clients running on blocking threads until stopped (for at most four minutes).
 struct Flood {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     clients: tokio::task::JoinHandle<support::flood::Flooded>,
 }
 
 impl Flood {
-    /// `clients` slow senders of `request` to `port`, for at most four minutes.
+    const LONGEST: Duration = Duration::from_secs(240);
+
+    /// `clients` slow senders of `request` to `port`.
     fn start(port: u16, request: Vec<u8>, clients: usize) -> Flood {
+        Flood::spawn(move |stop| {
+            support::flood::flood(port, &request, clients, stop, Flood::LONGEST)
+        })
+    }
+
+    /// `clients` idle connections to `port`.
+    fn idle(port: u16, clients: usize) -> Flood {
+        Flood::spawn(move |stop| support::flood::idle(port, clients, stop, Flood::LONGEST))
+    }
+
+    fn spawn(
+        run: impl FnOnce(&std::sync::atomic::AtomicBool) -> support::flood::Flooded + Send + 'static,
+    ) -> Flood {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let clients = {
             let stop = stop.clone();
-            tokio::task::spawn_blocking(move || {
-                support::flood::flood(port, &request, clients, &stop, Duration::from_secs(240))
-            })
+            tokio::task::spawn_blocking(move || run(&stop))
         };
         Flood { stop, clients }
     }
